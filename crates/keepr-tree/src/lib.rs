@@ -1,0 +1,1 @@
+//! `keepr-tree`: the znode tree as a deterministic state machine.

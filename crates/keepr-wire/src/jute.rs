@@ -1,0 +1,314 @@
+//! Jute, ZooKeeper's binary record encoding.
+//!
+//! Every field is big-endian and records are plain concatenations of their fields in
+//! declaration order: no tags, no lengths, no padding. Strings and buffers carry an `i32`
+//! length where `-1` means null; vectors carry an `i32` count where `-1` means null.
+//!
+//! Decoding reads untrusted bytes, so [`Reader`] checks every length against the bytes that
+//! are actually left before it allocates: a frame can never make us allocate more than its
+//! own size, and malformed input is an error, never a panic.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::DecodeError;
+
+/// A value with a jute encoding.
+pub trait Jute: Sized {
+    /// Appends the encoding of `self` to `w`.
+    fn write(&self, w: &mut BytesMut);
+    /// Reads one value from `r`.
+    fn read(r: &mut Reader) -> Result<Self, DecodeError>;
+    /// The fewest bytes any encoding of this type takes; bounds vector pre-allocation.
+    const MIN_LEN: usize;
+}
+
+/// A cursor over one frame's bytes. Buffers are handed out as zero-copy slices of the frame.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    buf: Bytes,
+    pos: usize,
+}
+
+impl Reader {
+    pub fn new(buf: Bytes) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Bytes not yet consumed.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// Position of the cursor from the start of the frame.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The unread rest of the frame, without consuming it.
+    pub fn rest(&self) -> Bytes {
+        self.buf.slice(self.pos..)
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(DecodeError::Truncated {
+                what,
+                needed: n,
+                available: self.remaining(),
+            });
+        }
+        let start = self.pos;
+        self.pos += n;
+        Ok(&self.buf[start..start + n])
+    }
+
+    fn take_bytes(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
+        if n > self.remaining() {
+            return Err(DecodeError::Truncated {
+                what,
+                needed: n,
+                available: self.remaining(),
+            });
+        }
+        let start = self.pos;
+        self.pos += n;
+        Ok(self.buf.slice(start..start + n))
+    }
+
+    pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
+        let b = self.take(4, "int")?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub fn read_i64(&mut self) -> Result<i64, DecodeError> {
+        let b = self.take(8, "long")?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+
+    pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
+        // Java's readBoolean: any non-zero byte is true.
+        Ok(self.take(1, "boolean")?[0] != 0)
+    }
+
+    /// Reads a length prefix: `None` for null (-1), an error for other negative values or a
+    /// length longer than what is left of the frame.
+    fn read_len(&mut self, what: &'static str) -> Result<Option<usize>, DecodeError> {
+        let len = self.read_i32()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        if len < 0 {
+            return Err(DecodeError::NegativeLength { what, len });
+        }
+        let len = len as usize;
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated {
+                what,
+                needed: len,
+                available: self.remaining(),
+            });
+        }
+        Ok(Some(len))
+    }
+
+    /// A jute buffer; `None` is the null buffer (length -1).
+    pub fn read_buffer(&mut self) -> Result<Option<Bytes>, DecodeError> {
+        match self.read_len("buffer")? {
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take_bytes(n, "buffer")?)),
+        }
+    }
+
+    /// A jute ustring. Null reads as the empty string. Invalid UTF-8 is replaced by U+FFFD,
+    /// as Java's `new String(bytes, UTF_8)` does, so that path validation rejects it the way
+    /// ZooKeeper does instead of the decoder failing the whole frame.
+    pub fn read_string(&mut self) -> Result<String, DecodeError> {
+        match self.read_len("string")? {
+            None => Ok(String::new()),
+            Some(n) => {
+                let b = self.take(n, "string")?;
+                Ok(match std::str::from_utf8(b) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => String::from_utf8_lossy(b).into_owned(),
+                })
+            }
+        }
+    }
+
+    /// A jute vector; null reads as empty. Pre-allocation is bounded by what the rest of the
+    /// frame could possibly hold.
+    pub fn read_vec<T: Jute>(&mut self) -> Result<Vec<T>, DecodeError> {
+        let count = self.read_i32()?;
+        if count == -1 {
+            return Ok(Vec::new());
+        }
+        if count < 0 {
+            return Err(DecodeError::NegativeLength {
+                what: "vector",
+                len: count,
+            });
+        }
+        let count = count as usize;
+        let max_fit = self.remaining() / T::MIN_LEN.max(1);
+        if count > max_fit {
+            return Err(DecodeError::Truncated {
+                what: "vector",
+                needed: count.saturating_mul(T::MIN_LEN.max(1)),
+                available: self.remaining(),
+            });
+        }
+        let mut v = Vec::with_capacity(count);
+        for _ in 0..count {
+            v.push(T::read(self)?);
+        }
+        Ok(v)
+    }
+
+    /// Fails unless the whole frame was consumed.
+    pub fn finish(&self, record: &'static str) -> Result<(), DecodeError> {
+        if self.remaining() != 0 {
+            return Err(DecodeError::TrailingBytes {
+                record,
+                extra: self.remaining(),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub fn write_i32(w: &mut BytesMut, v: i32) {
+    w.put_i32(v);
+}
+
+pub fn write_i64(w: &mut BytesMut, v: i64) {
+    w.put_i64(v);
+}
+
+pub fn write_bool(w: &mut BytesMut, v: bool) {
+    w.put_u8(v as u8);
+}
+
+pub fn write_buffer(w: &mut BytesMut, v: Option<&[u8]>) {
+    match v {
+        None => w.put_i32(-1),
+        Some(b) => {
+            w.put_i32(b.len() as i32);
+            w.put_slice(b);
+        }
+    }
+}
+
+pub fn write_string(w: &mut BytesMut, v: &str) {
+    w.put_i32(v.len() as i32);
+    w.put_slice(v.as_bytes());
+}
+
+pub fn write_vec<T: Jute>(w: &mut BytesMut, v: &[T]) {
+    w.put_i32(v.len() as i32);
+    for x in v {
+        x.write(w);
+    }
+}
+
+impl Jute for i32 {
+    fn write(&self, w: &mut BytesMut) {
+        write_i32(w, *self)
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_i32()
+    }
+    const MIN_LEN: usize = 4;
+}
+
+impl Jute for i64 {
+    fn write(&self, w: &mut BytesMut) {
+        write_i64(w, *self)
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_i64()
+    }
+    const MIN_LEN: usize = 8;
+}
+
+impl Jute for bool {
+    fn write(&self, w: &mut BytesMut) {
+        write_bool(w, *self)
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_bool()
+    }
+    const MIN_LEN: usize = 1;
+}
+
+impl Jute for String {
+    fn write(&self, w: &mut BytesMut) {
+        write_string(w, self)
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_string()
+    }
+    const MIN_LEN: usize = 4;
+}
+
+impl Jute for Option<Bytes> {
+    fn write(&self, w: &mut BytesMut) {
+        write_buffer(w, self.as_deref())
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_buffer()
+    }
+    const MIN_LEN: usize = 4;
+}
+
+impl<T: Jute> Jute for Vec<T> {
+    fn write(&self, w: &mut BytesMut) {
+        write_vec(w, self)
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_vec()
+    }
+    const MIN_LEN: usize = 4;
+}
+
+/// Encodes a value into a fresh buffer.
+pub fn to_bytes<T: Jute>(v: &T) -> Bytes {
+    let mut w = BytesMut::new();
+    v.write(&mut w);
+    w.freeze()
+}
+
+/// Decodes exactly one value from `buf`; trailing bytes are an error.
+pub fn from_bytes<T: Jute>(buf: Bytes, record: &'static str) -> Result<T, DecodeError> {
+    let mut r = Reader::new(buf);
+    let v = T::read(&mut r)?;
+    r.finish(record)?;
+    Ok(v)
+}
+
+/// Declares a jute record: the struct and its [`Jute`] impl, fields in wire order.
+#[macro_export]
+macro_rules! jute_record {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name { $($(#[$fm])* pub $field: $ty),* }
+
+        impl $crate::jute::Jute for $name {
+            #[allow(unused_variables)]
+            fn write(&self, w: &mut ::bytes::BytesMut) {
+                $( $crate::jute::Jute::write(&self.$field, w); )*
+            }
+            #[allow(unused_variables)]
+            fn read(r: &mut $crate::jute::Reader) -> Result<Self, $crate::DecodeError> {
+                Ok($name { $($field: <$ty as $crate::jute::Jute>::read(r)?),* })
+            }
+            const MIN_LEN: usize = 0 $(+ <$ty as $crate::jute::Jute>::MIN_LEN)*;
+        }
+    };
+}

@@ -1,0 +1,323 @@
+//! The records of `zookeeper.jute` that the client protocol uses, fields in wire order.
+//!
+//! Names follow ZooKeeper's so that a reader can hold them side by side with the `.jute`
+//! file. Records that share a shape share a struct (for example every `{path, watch}` read
+//! request is a [`PathWatchRequest`]); the aliases keep ZooKeeper's names available.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::jute::{Jute, Reader};
+use crate::{jute_record, DecodeError};
+
+/// A jute buffer: `None` is the null buffer (length -1), which ZooKeeper keeps distinct from
+/// an empty one (kazoo sends empty data as null; Java sends it as length 0).
+pub type Buffer = Option<Bytes>;
+
+jute_record! {
+    /// An identity: `world:anyone`, `digest:user:hash`, `ip:10.0.0.0/8`, `auth:`, `super:…`.
+    pub struct Id { pub scheme: String, pub id: String }
+}
+
+jute_record! {
+    /// One entry of an ACL: a permission mask granted to an identity.
+    pub struct Acl { pub perms: i32, pub id: Id }
+}
+
+jute_record! {
+    /// A node's metadata as clients see it (68 bytes on the wire).
+    pub struct Stat {
+        pub czxid: i64,
+        pub mzxid: i64,
+        pub ctime: i64,
+        pub mtime: i64,
+        pub version: i32,
+        pub cversion: i32,
+        pub aversion: i32,
+        pub ephemeral_owner: i64,
+        pub data_length: i32,
+        pub num_children: i32,
+        pub pzxid: i64,
+    }
+}
+
+jute_record! {
+    /// One authenticated identity of a connection, as whoAmI reports it.
+    pub struct ClientInfo { pub auth_scheme: String, pub user: String }
+}
+
+jute_record! {
+    /// Precedes every request after the handshake.
+    pub struct RequestHeader { pub xid: i32, pub op: i32 }
+}
+
+jute_record! {
+    /// Precedes every reply and notification (16 bytes).
+    pub struct ReplyHeader { pub xid: i32, pub zxid: i64, pub err: i32 }
+}
+
+jute_record! {
+    /// Precedes each operation and result inside multi / multiRead.
+    pub struct MultiHeader { pub op: i32, pub done: bool, pub err: i32 }
+}
+
+// --- requests -----------------------------------------------------------------------------
+
+jute_record! {
+    /// create (1), create2 (15), createContainer (19).
+    pub struct CreateRequest { pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub flags: i32 }
+}
+
+jute_record! {
+    /// createTTL (21).
+    pub struct CreateTtlRequest { pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64 }
+}
+
+jute_record! {
+    /// delete (2).
+    pub struct DeleteRequest { pub path: String, pub version: i32 }
+}
+
+jute_record! {
+    /// exists (3), getData (4), getChildren (8), getChildren2 (12).
+    pub struct PathWatchRequest { pub path: String, pub watch: bool }
+}
+pub type ExistsRequest = PathWatchRequest;
+pub type GetDataRequest = PathWatchRequest;
+pub type GetChildrenRequest = PathWatchRequest;
+pub type GetChildren2Request = PathWatchRequest;
+
+jute_record! {
+    /// getACL (6), sync (9), getAllChildrenNumber (104).
+    pub struct PathRequest { pub path: String }
+}
+pub type GetAclRequest = PathRequest;
+pub type SyncRequest = PathRequest;
+pub type GetAllChildrenNumberRequest = PathRequest;
+
+jute_record! {
+    /// setData (5).
+    pub struct SetDataRequest { pub path: String, pub data: Buffer, pub version: i32 }
+}
+
+jute_record! {
+    /// setACL (7).
+    pub struct SetAclRequest { pub path: String, pub acl: Vec<Acl>, pub version: i32 }
+}
+
+jute_record! {
+    /// check (13), only inside multi.
+    pub struct CheckVersionRequest { pub path: String, pub version: i32 }
+}
+
+jute_record! {
+    /// reconfig (16).
+    pub struct ReconfigRequest {
+        pub joining_servers: String,
+        pub leaving_servers: String,
+        pub new_members: String,
+        pub cur_config_id: i64,
+    }
+}
+
+jute_record! {
+    /// checkWatches (17), removeWatches (18); `watcher_type` is a [`crate::codes::watcher_type`].
+    pub struct WatchesRequest { pub path: String, pub watcher_type: i32 }
+}
+pub type CheckWatchesRequest = WatchesRequest;
+pub type RemoveWatchesRequest = WatchesRequest;
+
+jute_record! {
+    /// getEphemerals (103).
+    pub struct GetEphemeralsRequest { pub prefix_path: String }
+}
+
+jute_record! {
+    /// addWatch (106); `mode` is a [`crate::codes::add_watch_mode`].
+    pub struct AddWatchRequest { pub path: String, pub mode: i32 }
+}
+
+jute_record! {
+    /// auth (100), sent with xid -4.
+    pub struct AuthPacket { pub auth_type: i32, pub scheme: String, pub auth: Buffer }
+}
+
+jute_record! {
+    /// setWatches (101), sent with xid -8 on reconnect.
+    pub struct SetWatches {
+        pub relative_zxid: i64,
+        pub data_watches: Vec<String>,
+        pub exist_watches: Vec<String>,
+        pub child_watches: Vec<String>,
+    }
+}
+
+jute_record! {
+    /// setWatches2 (105), used instead of setWatches when persistent watches exist.
+    pub struct SetWatches2 {
+        pub relative_zxid: i64,
+        pub data_watches: Vec<String>,
+        pub exist_watches: Vec<String>,
+        pub child_watches: Vec<String>,
+        pub persistent_watches: Vec<String>,
+        pub persistent_recursive_watches: Vec<String>,
+    }
+}
+
+jute_record! {
+    /// sasl (102) request.
+    pub struct GetSaslRequest { pub token: Buffer }
+}
+
+// --- responses ----------------------------------------------------------------------------
+
+jute_record! {
+    /// sasl (102) reply.
+    pub struct SetSaslResponse { pub token: Buffer }
+}
+
+jute_record! {
+    /// create (1).
+    pub struct CreateResponse { pub path: String }
+}
+
+jute_record! {
+    /// create2 (15), createContainer (19), createTTL (21).
+    pub struct Create2Response { pub path: String, pub stat: Stat }
+}
+
+jute_record! {
+    /// exists (3), setData (5), setACL (7).
+    pub struct StatResponse { pub stat: Stat }
+}
+pub type ExistsResponse = StatResponse;
+pub type SetDataResponse = StatResponse;
+pub type SetAclResponse = StatResponse;
+
+jute_record! {
+    /// getData (4); also reconfig's reply.
+    pub struct GetDataResponse { pub data: Buffer, pub stat: Stat }
+}
+
+jute_record! {
+    /// getACL (6).
+    pub struct GetAclResponse { pub acl: Vec<Acl>, pub stat: Stat }
+}
+
+jute_record! {
+    /// getChildren (8).
+    pub struct GetChildrenResponse { pub children: Vec<String> }
+}
+
+jute_record! {
+    /// getChildren2 (12).
+    pub struct GetChildren2Response { pub children: Vec<String>, pub stat: Stat }
+}
+
+jute_record! {
+    /// sync (9).
+    pub struct SyncResponse { pub path: String }
+}
+
+jute_record! {
+    /// getAllChildrenNumber (104).
+    pub struct GetAllChildrenNumberResponse { pub total_number: i32 }
+}
+
+jute_record! {
+    /// getEphemerals (103).
+    pub struct GetEphemeralsResponse { pub ephemerals: Vec<String> }
+}
+
+jute_record! {
+    /// whoAmI (107).
+    pub struct WhoAmIResponse { pub client_info: Vec<ClientInfo> }
+}
+
+jute_record! {
+    /// addWatch's reply body, and the body of a failed result inside multi.
+    pub struct ErrorResponse { pub err: i32 }
+}
+
+jute_record! {
+    /// A watch notification, sent after a reply header with xid -1.
+    pub struct WatcherEvent { pub event_type: i32, pub state: i32, pub path: String }
+}
+
+// --- handshake ----------------------------------------------------------------------------
+
+/// The first frame of a connection. Clients older than 3.4 omit `read_only`; ZooKeeper
+/// detects that by the frame ending early and then omits it from its answer too.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectRequest {
+    pub protocol_version: i32,
+    pub last_zxid_seen: i64,
+    pub time_out: i32,
+    pub session_id: i64,
+    pub passwd: Buffer,
+    pub read_only: Option<bool>,
+}
+
+impl Jute for ConnectRequest {
+    fn write(&self, w: &mut BytesMut) {
+        self.protocol_version.write(w);
+        self.last_zxid_seen.write(w);
+        self.time_out.write(w);
+        self.session_id.write(w);
+        self.passwd.write(w);
+        if let Some(ro) = self.read_only {
+            ro.write(w);
+        }
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ConnectRequest {
+            protocol_version: r.read_i32()?,
+            last_zxid_seen: r.read_i64()?,
+            time_out: r.read_i32()?,
+            session_id: r.read_i64()?,
+            passwd: r.read_buffer()?,
+            read_only: if r.is_empty() {
+                None
+            } else {
+                Some(r.read_bool()?)
+            },
+        })
+    }
+    const MIN_LEN: usize = 4 + 8 + 4 + 8 + 4;
+}
+
+/// The server's answer to [`ConnectRequest`]. `time_out == 0` tells the client its session
+/// expired.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectResponse {
+    pub protocol_version: i32,
+    pub time_out: i32,
+    pub session_id: i64,
+    pub passwd: Buffer,
+    pub read_only: Option<bool>,
+}
+
+impl Jute for ConnectResponse {
+    fn write(&self, w: &mut BytesMut) {
+        self.protocol_version.write(w);
+        self.time_out.write(w);
+        self.session_id.write(w);
+        self.passwd.write(w);
+        if let Some(ro) = self.read_only {
+            ro.write(w);
+        }
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ConnectResponse {
+            protocol_version: r.read_i32()?,
+            time_out: r.read_i32()?,
+            session_id: r.read_i64()?,
+            passwd: r.read_buffer()?,
+            read_only: if r.is_empty() {
+                None
+            } else {
+                Some(r.read_bool()?)
+            },
+        })
+    }
+    const MIN_LEN: usize = 4 + 4 + 8 + 4;
+}
