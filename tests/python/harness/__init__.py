@@ -1,0 +1,1 @@
+"""Test harness for the real-client suites: servers, clients, proxy, extra requests."""
