@@ -37,6 +37,46 @@ pub mod op {
     pub const CREATE_SESSION: i32 = -10;
     pub const CLOSE_SESSION: i32 = -11;
     pub const ERROR: i32 = -1;
+
+    /// ZooKeeper's name for an opcode (`Request.op2String`), for logs and fixtures.
+    pub fn name(op: i32) -> Option<&'static str> {
+        Some(match op {
+            NOTIFICATION => "notification",
+            CREATE => "create",
+            DELETE => "delete",
+            EXISTS => "exists",
+            GET_DATA => "getData",
+            SET_DATA => "setData",
+            GET_ACL => "getACL",
+            SET_ACL => "setACL",
+            GET_CHILDREN => "getChildren",
+            SYNC => "sync",
+            PING => "ping",
+            GET_CHILDREN2 => "getChildren2",
+            CHECK => "check",
+            MULTI => "multi",
+            CREATE2 => "create2",
+            RECONFIG => "reconfig",
+            CHECK_WATCHES => "checkWatches",
+            REMOVE_WATCHES => "removeWatches",
+            CREATE_CONTAINER => "createContainer",
+            DELETE_CONTAINER => "deleteContainer",
+            CREATE_TTL => "createTTL",
+            MULTI_READ => "multiRead",
+            AUTH => "auth",
+            SET_WATCHES => "setWatches",
+            SASL => "sasl",
+            GET_EPHEMERALS => "getEphemerals",
+            GET_ALL_CHILDREN_NUMBER => "getAllChildrenNumber",
+            SET_WATCHES2 => "setWatches2",
+            ADD_WATCH => "addWatch",
+            WHO_AM_I => "whoAmI",
+            CREATE_SESSION => "createSession",
+            CLOSE_SESSION => "closeSession",
+            ERROR => "error",
+            _ => return None,
+        })
+    }
 }
 
 /// Reserved xids (`ClientCnxn`).
@@ -219,6 +259,71 @@ impl ErrorCode {
 
     /// The code for a wire value, if ZooKeeper defines it.
     pub fn from_code(code: i32) -> Option<ErrorCode> {
-        ErrorCode::ALL.iter().copied().find(|e| e.code() == code)
+        use ErrorCode::*;
+        Some(match code {
+            0 => Ok,
+            -1 => SystemError,
+            -2 => RuntimeInconsistency,
+            -3 => DataInconsistency,
+            -4 => ConnectionLoss,
+            -5 => MarshallingError,
+            -6 => Unimplemented,
+            -7 => OperationTimeout,
+            -8 => BadArguments,
+            -12 => UnknownSession,
+            -13 => NewConfigNoQuorum,
+            -14 => ReconfigInProgress,
+            -100 => ApiError,
+            -101 => NoNode,
+            -102 => NoAuth,
+            -103 => BadVersion,
+            -108 => NoChildrenForEphemerals,
+            -110 => NodeExists,
+            -111 => NotEmpty,
+            -112 => SessionExpired,
+            -113 => InvalidCallback,
+            -114 => InvalidAcl,
+            -115 => AuthFailed,
+            -118 => SessionMoved,
+            -119 => NotReadOnly,
+            -120 => EphemeralOnLocalSession,
+            -121 => NoWatcher,
+            -122 => RequestTimeout,
+            -123 => ReconfigDisabled,
+            -124 => SessionClosedRequireSaslAuth,
+            -125 => QuotaExceeded,
+            -127 => ThrottledOp,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_maps_to_its_wire_value_and_back() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.code()), Some(code));
+        }
+        assert_eq!(ErrorCode::NoNode.code(), -101);
+        assert_eq!(ErrorCode::ThrottledOp.code(), -127);
+    }
+
+    #[test]
+    fn codes_zookeeper_does_not_define_are_unknown() {
+        for code in [1, -9, -15, -116, -117, -126, -128, i32::MIN, i32::MAX] {
+            assert_eq!(ErrorCode::from_code(code), None, "{code}");
+        }
+    }
+
+    #[test]
+    fn opcodes_have_zookeeper_names() {
+        assert_eq!(op::name(op::CREATE2), Some("create2"));
+        assert_eq!(op::name(op::MULTI_READ), Some("multiRead"));
+        assert_eq!(op::name(op::CLOSE_SESSION), Some("closeSession"));
+        assert_eq!(op::name(10), None);
+        assert_eq!(op::name(108), None);
     }
 }

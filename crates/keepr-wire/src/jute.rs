@@ -53,6 +53,7 @@ impl Reader {
         self.buf.slice(self.pos..)
     }
 
+    #[inline]
     fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::Truncated {
@@ -66,6 +67,7 @@ impl Reader {
         Ok(&self.buf[start..start + n])
     }
 
+    #[inline]
     fn take_bytes(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::Truncated {
@@ -79,11 +81,13 @@ impl Reader {
         Ok(self.buf.slice(start..start + n))
     }
 
+    #[inline]
     pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
         let b = self.take(4, "int")?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    #[inline]
     pub fn read_i64(&mut self) -> Result<i64, DecodeError> {
         let b = self.take(8, "long")?;
         let mut a = [0u8; 8];
@@ -91,6 +95,7 @@ impl Reader {
         Ok(i64::from_be_bytes(a))
     }
 
+    #[inline]
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
         // Java's readBoolean: any non-zero byte is true.
         Ok(self.take(1, "boolean")?[0] != 0)
@@ -133,10 +138,7 @@ impl Reader {
             None => Ok(String::new()),
             Some(n) => {
                 let b = self.take(n, "string")?;
-                Ok(match std::str::from_utf8(b) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => String::from_utf8_lossy(b).into_owned(),
-                })
+                Ok(String::from_utf8_lossy(b).into_owned())
             }
         }
     }
@@ -170,6 +172,26 @@ impl Reader {
         Ok(v)
     }
 
+    /// A jute ustring where null (-1) stays distinct from the empty string, for the few
+    /// fields whose meaning depends on it (reconfig's member lists).
+    pub fn read_nullable_string(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.read_len("string")? {
+            None => Ok(None),
+            Some(n) => {
+                let b = self.take(n, "string")?;
+                Ok(Some(String::from_utf8_lossy(b).into_owned()))
+            }
+        }
+    }
+
+    /// Consumes and returns everything left of the frame (for bodies that are not jute
+    /// records, such as deleteContainer's bare path).
+    pub fn take_rest(&mut self) -> Bytes {
+        let rest = self.rest();
+        self.pos = self.buf.len();
+        rest
+    }
+
     /// Fails unless the whole frame was consumed.
     pub fn finish(&self, record: &'static str) -> Result<(), DecodeError> {
         if self.remaining() != 0 {
@@ -182,35 +204,58 @@ impl Reader {
     }
 }
 
+#[inline]
 pub fn write_i32(w: &mut BytesMut, v: i32) {
     w.put_i32(v);
 }
 
+#[inline]
 pub fn write_i64(w: &mut BytesMut, v: i64) {
     w.put_i64(v);
 }
 
+#[inline]
 pub fn write_bool(w: &mut BytesMut, v: bool) {
     w.put_u8(v as u8);
 }
 
+/// A length prefix. Lengths beyond `i32::MAX` cannot be framed at all (frames are limited
+/// to about a megabyte), so such a value is a bug in the caller, not in the input.
+#[inline]
+fn write_len(w: &mut BytesMut, len: usize) {
+    debug_assert!(len <= i32::MAX as usize, "jute length {len} exceeds i32");
+    w.put_i32(len as i32);
+}
+
+#[inline]
 pub fn write_buffer(w: &mut BytesMut, v: Option<&[u8]>) {
     match v {
         None => w.put_i32(-1),
         Some(b) => {
-            w.put_i32(b.len() as i32);
+            write_len(w, b.len());
             w.put_slice(b);
         }
     }
 }
 
+#[inline]
 pub fn write_string(w: &mut BytesMut, v: &str) {
-    w.put_i32(v.len() as i32);
+    write_len(w, v.len());
     w.put_slice(v.as_bytes());
 }
 
+/// A ustring that may be null (length -1).
+#[inline]
+pub fn write_nullable_string(w: &mut BytesMut, v: Option<&str>) {
+    match v {
+        None => w.put_i32(-1),
+        Some(s) => write_string(w, s),
+    }
+}
+
+#[inline]
 pub fn write_vec<T: Jute>(w: &mut BytesMut, v: &[T]) {
-    w.put_i32(v.len() as i32);
+    write_len(w, v.len());
     for x in v {
         x.write(w);
     }
@@ -262,6 +307,16 @@ impl Jute for Option<Bytes> {
     }
     fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         r.read_buffer()
+    }
+    const MIN_LEN: usize = 4;
+}
+
+impl Jute for Option<String> {
+    fn write(&self, w: &mut BytesMut) {
+        write_nullable_string(w, self.as_deref())
+    }
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        r.read_nullable_string()
     }
     const MIN_LEN: usize = 4;
 }

@@ -6,7 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::jute::{Jute, Reader};
+use crate::frame;
+use crate::jute::{from_bytes, Jute, Reader};
 use crate::{jute_record, DecodeError};
 
 /// A jute buffer: `None` is the null buffer (length -1), which ZooKeeper keeps distinct from
@@ -110,11 +111,13 @@ jute_record! {
 }
 
 jute_record! {
-    /// reconfig (16).
+    /// reconfig (16). The member lists stay nullable: ZooKeeper treats a null `new_members`
+    /// as "incremental change" and a null joining/leaving list as "none", and clients send
+    /// null for every list they leave out.
     pub struct ReconfigRequest {
-        pub joining_servers: String,
-        pub leaving_servers: String,
-        pub new_members: String,
+        pub joining_servers: Option<String>,
+        pub leaving_servers: Option<String>,
+        pub new_members: Option<String>,
         pub cur_config_id: i64,
     }
 }
@@ -320,4 +323,283 @@ impl Jute for ConnectResponse {
         })
     }
     const MIN_LEN: usize = 4 + 4 + 8 + 4;
+}
+
+impl ConnectRequest {
+    /// Decodes the first frame of a connection (payload, without its length prefix).
+    pub fn decode(frame: Bytes) -> Result<ConnectRequest, DecodeError> {
+        from_bytes(frame, "ConnectRequest")
+    }
+
+    /// Appends the whole frame, length prefix included.
+    pub fn write_frame(&self, w: &mut BytesMut) {
+        frame::write_frame(w, |w| self.write(w));
+    }
+}
+
+impl ConnectResponse {
+    /// Decodes the server's first frame (payload, without its length prefix).
+    pub fn decode(frame: Bytes) -> Result<ConnectResponse, DecodeError> {
+        from_bytes(frame, "ConnectResponse")
+    }
+
+    /// Appends the whole frame, length prefix included.
+    pub fn write_frame(&self, w: &mut BytesMut) {
+        frame::write_frame(w, |w| self.write(w));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jute::to_bytes;
+    use crate::test_util::hex;
+
+    fn round_trip<T: Jute + PartialEq + std::fmt::Debug>(v: &T) -> Bytes {
+        let bytes = to_bytes(v);
+        assert_eq!(&from_bytes::<T>(bytes.clone(), "record").unwrap(), v);
+        bytes
+    }
+
+    #[test]
+    fn stat_is_68_bytes_in_declaration_order() {
+        let stat = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
+        let bytes = round_trip(&stat);
+        assert_eq!(
+            bytes,
+            hex(
+                "0000000000000001 0000000000000002 0000000000000003 0000000000000004
+                 00000005 00000006 00000007 0000000000000008 00000009 0000000a
+                 000000000000000b"
+            )
+        );
+        assert_eq!(Stat::MIN_LEN, 68);
+    }
+
+    #[test]
+    fn java_connect_request_with_read_only_is_45_bytes() {
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: 30000,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0; 16])),
+            read_only: Some(false),
+        };
+        let bytes = round_trip(&req);
+        assert_eq!(bytes.len(), 45);
+        assert_eq!(ConnectRequest::decode(bytes).unwrap(), req);
+    }
+
+    #[test]
+    fn connect_request_without_read_only_is_an_old_client() {
+        let bytes = hex("00000000 0000000000000000 00007530 0000000000000000 00000000");
+        let req = ConnectRequest::decode(bytes.clone()).unwrap();
+        assert_eq!(req.read_only, None);
+        assert_eq!(req.passwd, Some(Bytes::new()));
+        assert_eq!(to_bytes(&req), bytes);
+    }
+
+    #[test]
+    fn connect_request_accepts_a_null_password() {
+        let bytes = hex("00000000 0000000000000000 00007530 0000000000000000 ffffffff 01");
+        let req = ConnectRequest::decode(bytes.clone()).unwrap();
+        assert_eq!(req.passwd, None);
+        assert_eq!(req.read_only, Some(true));
+        assert_eq!(to_bytes(&req), bytes);
+    }
+
+    #[test]
+    fn connect_request_with_extra_bytes_is_an_error() {
+        let bytes = hex("00000000 0000000000000000 00007530 0000000000000000 00000000 00 00");
+        assert_eq!(
+            ConnectRequest::decode(bytes),
+            Err(DecodeError::TrailingBytes {
+                record: "ConnectRequest",
+                extra: 1
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_connect_request_is_an_error() {
+        let bytes = hex("00000000 0000000000000000 00007530 00000000");
+        assert!(matches!(
+            ConnectRequest::decode(bytes),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn connect_response_with_and_without_read_only() {
+        let mut resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: 4000,
+            session_id: 0x0100_0000_0000_0001,
+            passwd: Some(Bytes::from_static(&[7; 16])),
+            read_only: Some(false),
+        };
+        // The C client expects 41 bytes with the length prefix, 40 from an old server.
+        let mut framed = BytesMut::new();
+        resp.write_frame(&mut framed);
+        assert_eq!(framed.len(), 41);
+        assert_eq!(ConnectResponse::decode(round_trip(&resp)).unwrap(), resp);
+        resp.read_only = None;
+        assert_eq!(round_trip(&resp).len(), 36);
+    }
+
+    #[test]
+    fn expired_session_answer_is_zero_timeout_and_zero_password() {
+        let expired = ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0; 16])),
+            read_only: Some(false),
+        };
+        let bytes = round_trip(&expired);
+        assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn acl_vector_round_trips() {
+        let acl = vec![
+            Acl {
+                perms: 31,
+                id: Id {
+                    scheme: "world".into(),
+                    id: "anyone".into(),
+                },
+            },
+            Acl {
+                perms: 1,
+                id: Id {
+                    scheme: "digest".into(),
+                    id: "bob:hash=".into(),
+                },
+            },
+        ];
+        let bytes = round_trip(&acl);
+        assert_eq!(&bytes[..8], &hex("00000002 0000001f")[..]);
+    }
+
+    #[test]
+    fn null_vector_reads_as_empty() {
+        let bytes = hex("ffffffff");
+        assert_eq!(
+            from_bytes::<Vec<String>>(bytes, "children").unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn null_string_reads_as_empty_and_nullable_string_keeps_null() {
+        assert_eq!(from_bytes::<String>(hex("ffffffff"), "s").unwrap(), "");
+        assert_eq!(
+            from_bytes::<Option<String>>(hex("ffffffff"), "s").unwrap(),
+            None
+        );
+        assert_eq!(
+            from_bytes::<Option<String>>(hex("00000000"), "s").unwrap(),
+            Some(String::new())
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_string_becomes_replacement_characters() {
+        let s = from_bytes::<String>(hex("00000002 2fff"), "s").unwrap();
+        assert_eq!(s, "/\u{fffd}");
+    }
+
+    #[test]
+    fn booleans_read_any_nonzero_byte_as_true() {
+        let req = from_bytes::<PathWatchRequest>(hex("00000001 2f 7f"), "exists").unwrap();
+        assert!(req.watch);
+    }
+
+    #[test]
+    fn every_request_record_round_trips() {
+        round_trip(&CreateTtlRequest {
+            path: "/t".into(),
+            data: Some(Bytes::from_static(b"x")),
+            acl: vec![],
+            flags: 5,
+            ttl: 10_000,
+        });
+        round_trip(&DeleteRequest {
+            path: "/d".into(),
+            version: -1,
+        });
+        round_trip(&SetAclRequest {
+            path: "/a".into(),
+            acl: vec![Acl::default()],
+            version: 2,
+        });
+        round_trip(&AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: Some(Bytes::from_static(b"user:pw")),
+        });
+        round_trip(&SetWatches2 {
+            relative_zxid: 9,
+            data_watches: vec!["/d".into()],
+            exist_watches: vec![],
+            child_watches: vec!["/c".into()],
+            persistent_watches: vec!["/p".into()],
+            persistent_recursive_watches: vec!["/r".into()],
+        });
+        round_trip(&WatchesRequest {
+            path: "/w".into(),
+            watcher_type: 3,
+        });
+        round_trip(&AddWatchRequest {
+            path: "/w".into(),
+            mode: 1,
+        });
+        round_trip(&GetEphemeralsRequest {
+            prefix_path: "/e".into(),
+        });
+        round_trip(&GetSaslRequest { token: None });
+    }
+
+    #[test]
+    fn every_response_record_round_trips() {
+        round_trip(&GetAclResponse {
+            acl: vec![Acl::default()],
+            stat: Stat::default(),
+        });
+        round_trip(&GetChildren2Response {
+            children: vec!["a".into(), "b".into()],
+            stat: Stat::default(),
+        });
+        round_trip(&GetEphemeralsResponse {
+            ephemerals: vec!["/e".into()],
+        });
+        round_trip(&WhoAmIResponse {
+            client_info: vec![ClientInfo {
+                auth_scheme: "digest".into(),
+                user: "bob".into(),
+            }],
+        });
+        round_trip(&WatcherEvent {
+            event_type: 4,
+            state: 3,
+            path: "/p".into(),
+        });
+        round_trip(&SetSaslResponse {
+            token: Some(Bytes::new()),
+        });
+    }
 }
