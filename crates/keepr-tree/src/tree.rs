@@ -1,0 +1,402 @@
+//! The tree's storage: a slab of nodes, a hash index from full path to slot, the shared ACL
+//! lists, the live sessions with their ephemeral nodes, and the container and TTL nodes.
+//!
+//! Why this layout: a flat index answers every path lookup with one hash probe (no walk
+//! down the hierarchy), and because the index holds 4-byte slot numbers rather than keys the
+//! path is stored once, in the node. Children are slot lists, so a leaf costs nothing for
+//! them and a parent 4 bytes per child. The index is hashed with a per-process random seed;
+//! nothing ever iterates it, so its order cannot leak into results or snapshots.
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
+use std::hash::BuildHasher;
+
+use crate::acl::{open_acl_unsafe, read_acl_unsafe};
+use crate::acl_cache::{AclCache, AclList};
+use crate::node::{Kind, Node};
+use crate::path::utf16_len;
+
+/// Limits that are configuration, not replicated state. Every member must use the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeConfig {
+    /// The largest data a create or setData may carry, in bytes. ZooKeeper has no separate
+    /// check and relies on its 1 MiB frame limit (`jute.maxbuffer`); a bigger request fails
+    /// with BADARGUMENTS here.
+    pub max_data_len: usize,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig {
+            max_data_len: 1024 * 1024,
+        }
+    }
+}
+
+/// A live session as the tree records it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Session {
+    pub timeout: i32,
+    /// Slots of the session's ephemeral nodes.
+    pub ephemerals: HashSet<u32>,
+}
+
+/// The slot of the root, which is never removed.
+pub(crate) const ROOT: u32 = 0;
+
+/// The znode tree: a deterministic state machine with ZooKeeper's semantics. Writes go
+/// through [`Tree::apply`]; reads take the caller's identities and check ACLs.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub(crate) config: TreeConfig,
+    pub(crate) slots: Vec<Option<Node>>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) index: HashTable<u32>,
+    pub(crate) hasher: DefaultHashBuilder,
+    pub(crate) acls: AclCache,
+    pub(crate) sessions: HashMap<i64, Session>,
+    pub(crate) containers: HashSet<u32>,
+    pub(crate) ttls: HashSet<u32>,
+    pub(crate) last_zxid: i64,
+    pub(crate) data_size: u64,
+    pub(crate) ephemerals: usize,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new(TreeConfig::default())
+    }
+}
+
+impl Tree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` (all world:anyone ALL) and
+    /// `/zookeeper/config` (world:anyone READ), with empty data and zero Stats, as a fresh
+    /// ZooKeeper database.
+    pub fn new(config: TreeConfig) -> Tree {
+        let mut tree = Tree::empty(config);
+        let open = tree.acls.acquire(&open_acl_unsafe());
+        tree.insert_root(Node::new("/", Some(&[]), 0, 0, Kind::Persistent, 0, open));
+        for path in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            let acl = if path == "/zookeeper/config" {
+                tree.acls.acquire(&read_acl_unsafe())
+            } else {
+                tree.acls.acquire(&open_acl_unsafe())
+            };
+            let parent = crate::path::split_parent(path)
+                .and_then(|(p, _)| tree.lookup(p))
+                .unwrap_or(ROOT);
+            tree.insert_node(
+                Node::new(path, Some(&[]), 0, 0, Kind::Persistent, 0, acl),
+                parent,
+            );
+        }
+        tree
+    }
+
+    /// A tree with no nodes at all; snapshot decoding fills it.
+    pub(crate) fn empty(config: TreeConfig) -> Tree {
+        Tree {
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            acls: AclCache::default(),
+            sessions: HashMap::default(),
+            containers: HashSet::default(),
+            ttls: HashSet::default(),
+            last_zxid: 0,
+            data_size: 0,
+            ephemerals: 0,
+        }
+    }
+
+    pub fn config(&self) -> &TreeConfig {
+        &self.config
+    }
+
+    /// The zxid of the last applied command (or of the snapshot it was loaded from).
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Number of znodes, the root and the three reserved nodes included.
+    pub fn node_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Sum over nodes of path length (UTF-16 units) plus data length: ZooKeeper's
+    /// `approximate_data_size`.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_size
+    }
+
+    /// Number of ephemeral nodes (`ephemerals_count`).
+    pub fn ephemerals_count(&self) -> usize {
+        self.ephemerals
+    }
+
+    /// Number of live sessions (`global_sessions`).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Number of distinct ACL lists in use.
+    pub fn acl_count(&self) -> usize {
+        self.acls.len()
+    }
+
+    /// The gauges ZooKeeper exports about its data tree, under its names.
+    pub fn metrics(&self) -> TreeMetrics {
+        TreeMetrics {
+            // ZooKeeper's node map holds the root twice (as "/" and as ""), and its
+            // znode_count reports the map's size; dashboards expect that number.
+            znode_count: self.node_count() as u64 + 1,
+            ephemerals_count: self.ephemerals as u64,
+            approximate_data_size: self.data_size,
+            global_sessions: self.sessions.len() as u64,
+        }
+    }
+
+    /// Whether `session` is live.
+    pub fn has_session(&self, session: i64) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
+    /// The negotiated timeout of a live session.
+    pub fn session_timeout(&self, session: i64) -> Option<i32> {
+        self.sessions.get(&session).map(|s| s.timeout)
+    }
+
+    /// Every live session with its timeout, by id.
+    pub fn sessions(&self) -> Vec<(i64, i32)> {
+        let mut v: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|(&id, s)| (id, s.timeout))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    // --- storage primitives ---------------------------------------------------------------
+
+    fn hash(hasher: &DefaultHashBuilder, path: &str) -> u64 {
+        hasher.hash_one(path)
+    }
+
+    /// The slot of the node at `path`. `""` is the root, as in ZooKeeper's node map.
+    pub(crate) fn lookup(&self, path: &str) -> Option<u32> {
+        if path.is_empty() {
+            return (!self.slots.is_empty()).then_some(ROOT);
+        }
+        let hash = Self::hash(&self.hasher, path);
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|n| &*n.path == path)
+            })
+            .copied()
+    }
+
+    pub(crate) fn node(&self, slot: u32) -> Option<&Node> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn node_mut(&mut self, slot: u32) -> Option<&mut Node> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// The node at `path`.
+    pub(crate) fn get(&self, path: &str) -> Option<&Node> {
+        self.lookup(path).and_then(|s| self.node(s))
+    }
+
+    pub(crate) fn acl_of(&self, node: &Node) -> &AclList {
+        self.acls.get(node.acl)
+    }
+
+    pub(crate) fn insert_root(&mut self, node: Node) {
+        let hash = Self::hash(&self.hasher, &node.path);
+        self.data_size += utf16_len(&node.path) + node.data_len() as u64;
+        self.slots.push(Some(node));
+        let slot = (self.slots.len() - 1) as u32;
+        let (hasher, slots) = (&self.hasher, &self.slots);
+        self.index.insert_unique(hash, slot, |&i| {
+            slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |n| Self::hash(hasher, &n.path))
+        });
+    }
+
+    /// Adds `node` (whose ACL reference is already taken) under `parent`, and registers it
+    /// with its session or with the container/TTL sets. Returns its slot.
+    pub(crate) fn insert_node(&mut self, mut node: Node, parent: u32) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        if let Some(p) = self.node_mut(parent) {
+            let children = p.children.get_or_insert_with(Box::default);
+            node.slot_in_parent = children.0.len() as u32;
+            children.0.push(slot);
+        }
+        self.data_size += utf16_len(&node.path) + node.data_len() as u64;
+        match node.kind {
+            Kind::Ephemeral => {
+                self.ephemerals += 1;
+                self.sessions
+                    .entry(node.owner)
+                    .or_default()
+                    .ephemerals
+                    .insert(slot);
+            }
+            Kind::Container => {
+                self.containers.insert(slot);
+            }
+            Kind::Ttl => {
+                self.ttls.insert(slot);
+            }
+            Kind::Persistent => {}
+        }
+        let hash = Self::hash(&self.hasher, &node.path);
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = Some(node);
+        }
+        let (hasher, slots) = (&self.hasher, &self.slots);
+        self.index.insert_unique(hash, slot, |&i| {
+            slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |n| Self::hash(hasher, &n.path))
+        });
+        slot
+    }
+
+    /// Removes the childless node in `slot` from `parent`, the index and its session or set,
+    /// and drops its ACL reference. Returns the node and its ACL list.
+    pub(crate) fn remove_node(&mut self, slot: u32, parent: u32) -> Option<(Node, AclList)> {
+        let node = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        let hash = Self::hash(&self.hasher, &node.path);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == slot) {
+            entry.remove();
+        }
+        // Swap-remove from the parent's children and tell the moved sibling its new place.
+        let pos = node.slot_in_parent as usize;
+        let mut moved = None;
+        if let Some(p) = self.node_mut(parent) {
+            if let Some(children) = p.children.as_mut() {
+                if children.0.get(pos) == Some(&slot) {
+                    children.0.swap_remove(pos);
+                    moved = children.0.get(pos).copied();
+                }
+                if children.0.is_empty() {
+                    p.children = None;
+                }
+            }
+        }
+        if let Some(m) = moved.and_then(|m| self.node_mut(m)) {
+            m.slot_in_parent = pos as u32;
+        }
+        self.data_size -= utf16_len(&node.path) + node.data_len() as u64;
+        match node.kind {
+            Kind::Ephemeral => {
+                self.ephemerals -= 1;
+                if let Some(s) = self.sessions.get_mut(&node.owner) {
+                    s.ephemerals.remove(&slot);
+                }
+            }
+            Kind::Container => {
+                self.containers.remove(&slot);
+            }
+            Kind::Ttl => {
+                self.ttls.remove(&slot);
+            }
+            Kind::Persistent => {}
+        }
+        let acl = self.acls.get(node.acl).clone();
+        self.acls.release(node.acl);
+        Some((node, acl))
+    }
+
+    /// Replaces a node's data, keeping the size gauge right.
+    pub(crate) fn replace_data(
+        &mut self,
+        slot: u32,
+        data: Option<Box<[u8]>>,
+    ) -> Option<Option<Box<[u8]>>> {
+        let node = self.slots.get_mut(slot as usize)?.as_mut()?;
+        let old = std::mem::replace(&mut node.data, data);
+        self.data_size =
+            self.data_size - old.as_ref().map_or(0, |d| d.len() as u64) + node.data_len() as u64;
+        Some(old)
+    }
+
+    /// Iterates over every node (for snapshots and consistency checks).
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.slots.iter().filter_map(Option::as_ref)
+    }
+
+    /// Slots of the children of `slot`, sorted by name.
+    pub(crate) fn sorted_children(&self, node: &Node) -> Vec<u32> {
+        let mut v = node.child_slots().to_vec();
+        v.sort_unstable_by(|&a, &b| {
+            let a = self.node(a).map_or("", |n| n.name());
+            let b = self.node(b).map_or("", |n| n.name());
+            a.cmp(b)
+        });
+        v
+    }
+}
+
+/// The data tree gauges of ZooKeeper's `mntr` / Prometheus endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeMetrics {
+    /// `znode_count`: ZooKeeper's value, one more than [`Tree::node_count`].
+    pub znode_count: u64,
+    /// `ephemerals_count`.
+    pub ephemerals_count: u64,
+    /// `approximate_data_size`.
+    pub approximate_data_size: u64,
+    /// `global_sessions`.
+    pub global_sessions: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_tree_holds_the_reserved_nodes() {
+        let t = Tree::default();
+        assert_eq!(t.node_count(), 4);
+        for p in crate::path::RESERVED_PATHS {
+            assert!(t.lookup(p).is_some(), "{p}");
+        }
+        assert_eq!(t.lookup(""), Some(ROOT));
+        assert_eq!(t.approximate_data_size(), 1 + 10 + 16 + 17);
+        assert_eq!(t.metrics().znode_count, 5);
+    }
+
+    #[test]
+    fn removing_a_child_keeps_sibling_positions_consistent() {
+        let mut t = Tree::default();
+        let acl = t.acls.acquire(&open_acl_unsafe());
+        let a = t.insert_node(Node::new("/a", None, 1, 1, Kind::Persistent, 0, acl), ROOT);
+        let acl = t.acls.acquire(&open_acl_unsafe());
+        let b = t.insert_node(Node::new("/b", None, 1, 1, Kind::Persistent, 0, acl), ROOT);
+        t.remove_node(a, ROOT);
+        let root = t.node(ROOT).unwrap();
+        let pos = t.node(b).unwrap().slot_in_parent as usize;
+        assert_eq!(root.child_slots()[pos], b);
+        assert!(t.lookup("/a").is_none());
+        assert_eq!(t.lookup("/b"), Some(b));
+    }
+}
