@@ -13,8 +13,8 @@ use keepr_log::LogStore;
 use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
-use openraft::type_config::TypeConfigExt;
 use openraft::type_config::alias::EntryOf;
+use openraft::type_config::TypeConfigExt;
 
 openraft::declare_raft_types!(
     pub BenchConfig:
@@ -23,7 +23,8 @@ openraft::declare_raft_types!(
 );
 
 /// Roughly the size of a small znode write.
-const PAYLOAD: &str = "set /app/config/feature-flags 0123456789abcdef0123456789abcdef0123456789abcdef";
+const PAYLOAD: &str =
+    "set /app/config/feature-flags 0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct Shared {
     store: LogStore<BenchConfig>,
@@ -51,7 +52,10 @@ async fn run(appenders: usize, total: u64) {
                             openraft::testing::log_id::<BenchConfig>(1, 1, index),
                             PAYLOAD.to_string(),
                         );
-                        s.store.append([entry], IOFlushed::signal(tx)).await.expect("append");
+                        s.store
+                            .append([entry], IOFlushed::signal(tx))
+                            .await
+                            .expect("append");
                     }
                     rx.await.expect("callback").expect("flush");
                 }
@@ -81,7 +85,10 @@ fn percentile(h: &keepr_log::HistogramSnapshot, q: f64) -> String {
     for (i, c) in h.counts.iter().enumerate() {
         seen += c;
         if seen >= target {
-            return h.bounds.get(i).map_or_else(|| "inf".to_string(), |b| b.to_string());
+            return h
+                .bounds
+                .get(i)
+                .map_or_else(|| "inf".to_string(), |b| b.to_string());
         }
     }
     "inf".to_string()

@@ -86,15 +86,20 @@ where
         loc: Location,
         log_id: &LogIdOf<C>,
     ) -> Result<C::Entry, LogError> {
-        let path = || format!("segment {} at offset {}", loc.seq, loc.offset);
         let mut buf = vec![0u8; loc.len as usize];
         file.read_exact_at(&mut buf, loc.offset).map_err(|e| {
-            LogError::io(format!("reading entry {} from {}", log_id.index, path()), e)
+            LogError::io(
+                format!(
+                    "reading entry {} from segment {} at offset {}",
+                    log_id.index, loc.seq, loc.offset
+                ),
+                e,
+            )
         })?;
         let corrupt = |reason: String| LogError::Corrupt {
-            path: self.shared.dir.join(path()),
+            path: self.shared.dir.clone(),
             offset: loc.offset,
-            reason,
+            reason: format!("entry {} in segment {}: {reason}", log_id.index, loc.seq),
             valid_record_at: None,
         };
         let f = frame::read_frame(&buf, 0).map_err(|bad| corrupt(bad.to_string()))?;

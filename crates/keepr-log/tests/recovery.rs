@@ -412,3 +412,27 @@ async fn appended_entries_are_readable_before_they_are_durable() {
     // No wait for the flush: `append` returning is enough.
     assert_eq!(reader.try_get_log_entries(1..=10).await.unwrap().len(), 10);
 }
+
+#[tokio::test]
+async fn a_checksummed_record_that_does_not_decode_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path(), big_segments());
+        append_durably(&mut store, entries(1, 1..=3)).await;
+    }
+    // A well-framed record whose payload is no record this version knows (variant 200).
+    let payload = [200u8, 1, 2, 3];
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &payload).to_le_bytes();
+    let segment = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.extend_from_slice(&len);
+    bytes.extend_from_slice(&crc);
+    bytes.extend_from_slice(&payload);
+    std::fs::write(&segment, &bytes).unwrap();
+
+    assert!(matches!(
+        LogStore::<TestConfig>::open(dir.path(), big_segments()),
+        Err(LogError::Decode { .. })
+    ));
+}
