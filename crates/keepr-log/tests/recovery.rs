@@ -436,3 +436,26 @@ async fn a_checksummed_record_that_does_not_decode_refuses_to_open() {
         Err(LogError::Decode { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_segment_from_another_log_refuses_to_open() {
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(ours.path(), big_segments());
+        append_durably(&mut store, entries(1, 1..=5)).await;
+        let mut other = open(theirs.path(), big_segments());
+        append_durably(&mut other, entries(2, 1..=5)).await;
+    }
+    // Their first segment, named as if it were our second one.
+    let foreign = segment_files(theirs.path()).remove(0);
+    std::fs::copy(
+        foreign,
+        ours.path().join("0000000000000002-0000000000000006.log"),
+    )
+    .unwrap();
+    assert!(matches!(
+        LogStore::<TestConfig>::open(ours.path(), big_segments()),
+        Err(LogError::BrokenChain { .. })
+    ));
+}
