@@ -137,13 +137,17 @@ impl AclCache {
         }
     }
 
+    /// Handles of every list held.
+    pub fn ids(&self) -> impl Iterator<Item = AclId> + '_ {
+        self.by_list.values().copied()
+    }
+
     /// Number of distinct lists held.
     pub fn len(&self) -> usize {
         self.by_list.len()
     }
 
-    /// Reference count of a handle (0 if free); for consistency checks in tests.
-    #[cfg(test)]
+    /// Reference count of a handle (0 if free).
     pub fn refs(&self, id: AclId) -> u64 {
         match self.entries.get(id as usize) {
             Some(Some(e)) => e.refs,

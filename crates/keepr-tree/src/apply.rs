@@ -344,19 +344,32 @@ impl Tree {
         require(self.acl_of(node), perms::WRITE, ctx.auth)?;
         let new_version = check_version(node.version, version)?;
         let acl = self.acl_of(node).clone();
-        let old = self.replace_data(slot, data.as_deref().map(Box::from));
-        let Some(node) = self.node_mut(slot) else {
-            return Err(ErrorCode::NoNode);
-        };
-        if let (Some(undo), Some(old)) = (undo, old) {
+        let same_len =
+            matches!((&node.data, data), (Some(old), Some(new)) if old.len() == new.len());
+        if let Some(undo) = undo {
+            let old = self.replace_data(slot, data.as_deref().map(Box::from));
+            let node = self.node_mut(slot).ok_or(ErrorCode::NoNode)?;
             undo.push(Undo::DataSet {
                 path: path.to_owned(),
-                data: old,
+                data: old.flatten(),
                 version: node.version,
                 mtime: node.mtime,
                 mzxid: node.mzxid,
             });
+        } else if same_len {
+            // Same size (counters, fixed-size state): overwrite in place, sparing an
+            // allocation and a free on the hottest write path.
+            if let (Some(old), Some(new)) =
+                (self.node_mut(slot).and_then(|n| n.data.as_mut()), data)
+            {
+                old.copy_from_slice(new);
+            }
+        } else {
+            self.replace_data(slot, data.as_deref().map(Box::from));
         }
+        let Some(node) = self.node_mut(slot) else {
+            return Err(ErrorCode::NoNode);
+        };
         node.version = new_version;
         node.mtime = ctx.time;
         node.mzxid = ctx.zxid;
@@ -438,7 +451,7 @@ impl Tree {
         let Some(session) = self.sessions.remove(&ctx.session) else {
             return Ok(OpResult::Session);
         };
-        let mut paths: Vec<(Box<str>, u32)> = session
+        let mut paths: Vec<(compact_str::CompactString, u32)> = session
             .ephemerals
             .iter()
             .filter_map(|&s| self.node(s).map(|n| (n.path.clone(), s)))

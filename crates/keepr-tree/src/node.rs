@@ -1,12 +1,14 @@
 //! One znode as the tree stores it, laid out for millions of them.
 //!
-//! The node knows its full path (the index hashes it; child names are its last component),
+//! The node knows its full path (the index hashes it; child names are its last component;
+//! short paths are stored inline),
 //! its data (`None` is ZooKeeper's null data, distinct from empty), the persisted Stat
 //! fields, a handle to its shared ACL list and its children as slot numbers. Leaves, the vast
 //! majority, pay one null pointer for children. `cversion` is stored as ZooKeeper stores it:
 //! the number of children ever created, which names sequential children and marks containers
 //! that were used; clients see `2 * cversion - numChildren`.
 
+use compact_str::CompactString;
 use keepr_wire::Stat;
 
 use crate::acl_cache::AclId;
@@ -42,7 +44,9 @@ pub(crate) struct Children(pub Vec<u32>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Node {
-    pub path: Box<str>,
+    /// Paths up to 24 bytes live inside the node: no allocation, and no extra cache miss
+    /// when a lookup compares it.
+    pub path: CompactString,
     pub data: Option<Box<[u8]>>,
     pub children: Option<Box<Children>>,
     pub czxid: i64,
@@ -74,7 +78,7 @@ impl Node {
         acl: AclId,
     ) -> Node {
         Node {
-            path: path.into(),
+            path: CompactString::new(path),
             data: data.map(Box::from),
             children: None,
             czxid: zxid,

@@ -339,9 +339,110 @@ impl Tree {
         Some(old)
     }
 
-    /// Iterates over every node (for snapshots and consistency checks).
-    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.slots.iter().filter_map(Option::as_ref)
+    /// Verifies every internal invariant of the storage (index, parent/child links,
+    /// sessions, container and TTL sets, ACL reference counts, gauges). O(n); meant for
+    /// tests and debugging, and for checking a tree after an unusual event.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut live = 0usize;
+        let mut data_size = 0u64;
+        let mut ephemerals = 0usize;
+        let mut reapable = 0usize;
+        let mut acl_refs: HashMap<u32, u64> = HashMap::default();
+        match self.node(ROOT) {
+            Some(root) if &*root.path == "/" => {}
+            _ => return Err("root missing from slot 0".into()),
+        }
+        for (slot, node) in self.slots.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let slot = slot as u32;
+            live += 1;
+            if self.lookup(&node.path) != Some(slot) {
+                return Err(format!("{} not found at its slot by the index", node.path));
+            }
+            data_size += utf16_len(&node.path) + node.data_len() as u64;
+            *acl_refs.entry(node.acl).or_default() += 1;
+            if matches!(&node.children, Some(c) if c.0.is_empty()) {
+                return Err(format!("{} keeps an empty child list", node.path));
+            }
+            for (pos, &c) in node.child_slots().iter().enumerate() {
+                let child = self
+                    .node(c)
+                    .ok_or_else(|| format!("{} has a dangling child", node.path))?;
+                let parent = crate::path::split_parent(&child.path).map(|(p, _)| p);
+                let expected = if slot == ROOT {
+                    Some("")
+                } else {
+                    Some(&*node.path)
+                };
+                if parent != expected || child.slot_in_parent as usize != pos {
+                    return Err(format!("{} is misplaced under {}", child.path, node.path));
+                }
+            }
+            if slot != ROOT {
+                let parent = crate::path::split_parent(&node.path)
+                    .and_then(|(p, _)| self.lookup(p))
+                    .and_then(|p| self.node(p))
+                    .ok_or_else(|| format!("{} has no parent", node.path))?;
+                if parent.child_slots().get(node.slot_in_parent as usize) != Some(&slot) {
+                    return Err(format!(
+                        "{} is missing from its parent's children",
+                        node.path
+                    ));
+                }
+                if parent.kind == Kind::Ephemeral {
+                    return Err(format!("{} is the child of an ephemeral node", node.path));
+                }
+            }
+            let in_sets = (self.containers.contains(&slot), self.ttls.contains(&slot));
+            let session_has = |s: i64| {
+                self.sessions
+                    .get(&s)
+                    .is_some_and(|s| s.ephemerals.contains(&slot))
+            };
+            let ok = match node.kind {
+                Kind::Persistent => in_sets == (false, false) && node.owner == 0,
+                Kind::Container => {
+                    reapable += 1;
+                    in_sets == (true, false) && node.owner == 0
+                }
+                Kind::Ttl => {
+                    reapable += 1;
+                    in_sets == (false, true) && node.owner > 0
+                }
+                Kind::Ephemeral => {
+                    ephemerals += 1;
+                    in_sets == (false, false) && session_has(node.owner)
+                }
+            };
+            if !ok {
+                return Err(format!("{} is not registered as its kind says", node.path));
+            }
+        }
+        if live != self.index.len() {
+            return Err("index and slab disagree on the node count".into());
+        }
+        let registered: usize = self.sessions.values().map(|s| s.ephemerals.len()).sum();
+        if registered != ephemerals || ephemerals != self.ephemerals {
+            return Err("ephemeral counts disagree".into());
+        }
+        if data_size != self.data_size {
+            return Err(format!(
+                "data size gauge {} but nodes sum to {data_size}",
+                self.data_size
+            ));
+        }
+        if self.containers.len() + self.ttls.len() != reapable {
+            return Err("stale container or TTL entries".into());
+        }
+        for id in self.acls.ids() {
+            if acl_refs.get(&id).copied().unwrap_or(0) != self.acls.refs(id) {
+                return Err(format!("ACL list {id} has a wrong reference count"));
+            }
+        }
+        if acl_refs.len() != self.acls.len() {
+            return Err("a node refers to a freed ACL list".into());
+        }
+        Ok(())
     }
 
     /// Slots of the children of `slot`, sorted by name.
