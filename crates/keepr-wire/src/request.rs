@@ -207,7 +207,9 @@ impl RequestBody {
         }
     }
 
-    /// The xid a client must use for this body, for the kinds ZooKeeper reserves one for.
+    /// The xid ZooKeeper reserves for this kind of request (`ClientCnxn`). Only ping and
+    /// auth reliably carry theirs: the Java client sends setWatches with an ordinary xid,
+    /// so a server must answer every request with the xid it came with.
     pub fn reserved_xid(&self) -> Option<i32> {
         match self {
             RequestBody::Ping => Some(xid::PING),
