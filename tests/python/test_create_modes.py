@@ -1,8 +1,6 @@
 """Every create mode, as applications see it through kazoo: what the node looks like, how
 sequential names are formed, when ephemerals, containers and TTL nodes disappear."""
 
-import threading
-
 import pytest
 from kazoo.exceptions import (
     BadArgumentsError,
@@ -13,23 +11,11 @@ from kazoo.exceptions import (
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from harness import zkext
-from harness.clients import WAIT_S, wait_until
+from harness.clients import WAIT_S, deletion_of, wait_until
 
 # Empty containers and expired TTL nodes are removed by a periodic sweep (ZooKeeper's is set to
 # one second by the harness; its default is a minute). This bounds the wait for it.
 SWEEP_WAIT_S = WAIT_S + 90
-
-
-def deleted_event(client, path):
-    """An Event set when `path` is deleted (an exists watch on it)."""
-    gone = threading.Event()
-
-    def on_event(event):
-        if event.type == "DELETED":
-            gone.set()
-
-    assert client.exists(path, watch=on_event) is not None
-    return gone
 
 
 def test_persistent_node_stores_data_and_starts_at_version_zero(client, base):
@@ -98,7 +84,7 @@ def test_ephemeral_node_vanishes_when_its_session_closes(clients, client, base):
     owner = clients.new()
     owner.create(f"{base}/e", ephemeral=True)
     owner.create(f"{base}/es-", ephemeral=True, sequence=True)
-    gone = deleted_event(client, f"{base}/e")
+    gone = deletion_of(client, f"{base}/e")
     owner.stop()
     wait_until(gone, "the ephemeral node's NodeDeleted after its session closed")
     assert client.get_children(base) == []
@@ -127,7 +113,7 @@ def test_container_reports_no_owner_and_accepts_children(client, base):
 def test_container_is_deleted_after_its_last_child_goes(client, base):
     zkext.call(client, zkext.CreateContainer(f"{base}/c", b"", OPEN_ACL_UNSAFE))
     client.create(f"{base}/c/child")
-    gone = deleted_event(client, f"{base}/c")
+    gone = deletion_of(client, f"{base}/c")
     client.delete(f"{base}/c/child")
     wait_until(gone, "the emptied container to be deleted", SWEEP_WAIT_S)
     assert client.exists(f"{base}/c") is None
@@ -157,7 +143,7 @@ def test_ttl_node_is_deleted_once_its_ttl_has_passed(client, base):
     zkext.call(
         client, zkext.CreateTTL(f"{base}/t", b"", OPEN_ACL_UNSAFE, zkext.PERSISTENT_WITH_TTL, 1)
     )
-    gone = deleted_event(client, f"{base}/t")
+    gone = deletion_of(client, f"{base}/t")
     wait_until(gone, "the TTL node to be deleted", SWEEP_WAIT_S)
 
 

@@ -21,6 +21,7 @@ from collections import deque
 
 from kazoo.client import KazooClient
 from kazoo.protocol.serialization import Watch
+from kazoo.recipe.watchers import ChildrenWatch
 from kazoo.protocol.states import Callback
 from kazoo.retry import KazooRetry
 
@@ -74,6 +75,35 @@ def settle(client: KazooClient, timeout: float = WAIT_S) -> None:
     ran = threading.Event()
     client.handler.dispatch_callback(Callback("watch", ran.set, ()))
     wait_until(ran, "kazoo's callback queue to drain", timeout)
+
+
+def deletion_of(client: KazooClient, path: str) -> threading.Event:
+    """An Event set when the existing node `path` is deleted (an exists watch on it)."""
+    gone = threading.Event()
+
+    def on_event(event):
+        if event.type == "DELETED":
+            gone.set()
+
+    if client.exists(path, watch=on_event) is None:
+        raise AssertionError(f"{path} does not exist, so its deletion cannot be awaited")
+    return gone
+
+
+def children_reach(client: KazooClient, path: str, count: int) -> threading.Event:
+    """An Event set once `path` has at least `count` children (a ChildrenWatch, no polling).
+    `path` is created if missing: kazoo's ChildrenWatch gives up on a node that does not exist."""
+    client.ensure_path(path)
+    reached = threading.Event()
+
+    def on_children(children):
+        if len(children) >= count:
+            reached.set()
+            return False
+        return True
+
+    ChildrenWatch(client, path, on_children)
+    return reached
 
 
 class StateLog:

@@ -273,7 +273,8 @@ class GetAllChildrenNumber(namedtuple("GetAllChildrenNumber", "path")):
         return int_struct.unpack_from(buf, offset)[0]
 
 
-class WhoAmI(namedtuple("WhoAmI", "")):
+class WhoAmI:
+    # Not an empty namedtuple: kazoo drops the reply of a request object that is falsy.
     type = 107
 
     def serialize(self):
