@@ -26,15 +26,20 @@ pub(crate) fn append_frame(
     let start = buf.len();
     buf.extend_from_slice(&[0; HEADER_LEN]);
     let mut out = write_payload(std::mem::take(buf))?;
-    let payload_len = out.len() - start - HEADER_LEN;
+    let payload_len = out
+        .len()
+        .checked_sub(start + HEADER_LEN)
+        .ok_or_else(|| LogError::Encode("the encoder shrank the buffer".into()))?;
     let len = u32::try_from(payload_len).map_err(|_| LogError::TooLarge(payload_len))?;
     if len == 0 {
         return Err(LogError::Encode("empty record payload".into()));
     }
     let len_bytes = len.to_le_bytes();
-    let crc = checksum(len_bytes, &out[start + HEADER_LEN..]);
-    out[start..start + 4].copy_from_slice(&len_bytes);
-    out[start + 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    let (_, frame) = out.split_at_mut(start);
+    let (header, payload) = frame.split_at_mut(HEADER_LEN);
+    let crc = checksum(len_bytes, payload);
+    header[..4].copy_from_slice(&len_bytes);
+    header[4..].copy_from_slice(&crc.to_le_bytes());
     *buf = out;
     Ok(())
 }
@@ -119,7 +124,10 @@ pub(crate) fn find_valid_after(buf: &[u8], bad: usize) -> Option<usize> {
     let claimed = buf
         .get(bad..bad + 4)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(|b| bad + HEADER_LEN + u32::from_le_bytes(b) as usize);
+        .map(|b| {
+            bad.saturating_add(HEADER_LEN)
+                .saturating_add(u32::from_le_bytes(b) as usize)
+        });
     if let Some(next) = claimed.filter(|&n| n > bad && n < buf.len()) {
         if read_frame(buf, next).is_ok() {
             return Some(next);

@@ -186,7 +186,7 @@ where
 
     fn uncache(&mut self, slot: &Slot<C>) {
         if slot.entry.is_some() {
-            self.cached_bytes -= slot.size;
+            self.cached_bytes = self.cached_bytes.saturating_sub(slot.size);
         }
     }
 
@@ -221,7 +221,7 @@ where
                 break;
             }
             if slot.entry.take().is_some() {
-                self.cached_bytes -= slot.size;
+                self.cached_bytes = self.cached_bytes.saturating_sub(slot.size);
             }
             pos += 1;
         }

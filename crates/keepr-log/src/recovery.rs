@@ -255,13 +255,12 @@ where
                     _ => None,
                 };
                 self.mem.truncate_after(after.as_ref());
+                self.forget_purged_unknowns();
                 Ok(())
             }
             Record::Purge(upto) => {
-                if self.unknown_upto.is_some_and(|u| u <= upto.index) {
-                    self.unknown_upto = None;
-                }
                 self.mem.purge(&upto);
+                self.forget_purged_unknowns();
                 Ok(())
             }
         }
@@ -298,6 +297,16 @@ where
             return Err("purged log id");
         }
         Ok(())
+    }
+
+    /// Unknown entries at or below the purged index are not missing: they are gone anyway.
+    fn forget_purged_unknowns(&mut self) {
+        if self
+            .unknown_upto
+            .is_some_and(|u| u < next_index::<C>(&self.mem.purged))
+        {
+            self.unknown_upto = None;
+        }
     }
 
     fn finish(&self) -> Result<(), LogError> {
