@@ -676,9 +676,30 @@ impl MWatches {
 // --- generators ----------------------------------------------------------------------------
 
 const PATHS: &[&str] = &[
-    "/a", "/b", "/c", "/a/b", "/a/c", "/b/a", "/a/b/c", "/b/b", "/c/a", "/a/b/d", "/a/s", "/a/s0000000000",
-    "/a/s0000000001", "/a/s0000000002", "/s0000000001", "/s0000000002", "/zookeeper", "/zookeeper/x",
-    "/zookeeper/config", "/", "bad", "/a/", "/a//b", "",
+    "/a",
+    "/b",
+    "/c",
+    "/a/b",
+    "/a/c",
+    "/b/a",
+    "/a/b/c",
+    "/b/b",
+    "/c/a",
+    "/a/b/d",
+    "/a/s",
+    "/a/s0000000000",
+    "/a/s0000000001",
+    "/a/s0000000002",
+    "/s0000000001",
+    "/s0000000002",
+    "/zookeeper",
+    "/zookeeper/x",
+    "/zookeeper/config",
+    "/",
+    "bad",
+    "/a/",
+    "/a//b",
+    "",
 ];
 
 /// Mostly the first few (valid, shallow) paths, so that trees grow.
@@ -1042,11 +1063,22 @@ fn run(steps: Vec<Step>) {
         (2, TxnOp::CreateSession { timeout: 5000 }),
     ];
     for p in ["/a", "/b", "/c", "/a/b"] {
-        let r = CreateRequest { path: p.into(), data: None, acl: open_acl_unsafe(), flags: 0 };
+        let r = CreateRequest {
+            path: p.into(),
+            data: None,
+            acl: open_acl_unsafe(),
+            flags: 0,
+        };
         setup.push((1, TxnOp::Create(r)));
     }
     for (session, op) in setup {
-        let c = Command { zxid, time, session, auth: vec![], op };
+        let c = Command {
+            zxid,
+            time,
+            session,
+            auth: vec![],
+            op,
+        };
         tree.apply(&c, &mut triggers).unwrap();
         model.apply(&c, &mut Vec::new()).unwrap();
         zxid += 1;
