@@ -1,9 +1,12 @@
-//! Apply-path throughput on a tree of 1,000,000 znodes with 100-byte data: setData,
-//! create+delete and getData. Run with `cargo bench -p keepr-tree --bench apply`.
+//! Apply-path throughput on a tree of 1,000,000 znodes with 100-byte data (the shape of
+//! `bench/load_znodes.py`: /bench/pPPPP/nNNNN), nodes picked at random: setData,
+//! create+delete and getData, watch delivery with and without watches, snapshot encoding.
+//! Run with `cargo bench -p keepr-tree --bench apply`.
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use keepr_tree::{acl::open_acl_unsafe, Command, Tree, TreeConfig, Triggers, TxnOp};
+use keepr_tree::acl::open_acl_unsafe;
+use keepr_tree::{Command, Tree, TreeConfig, Triggers, TxnOp, WatchKind, WatchManager};
 use keepr_wire::{CreateRequest, DeleteRequest, SetDataRequest};
 
 const PARENTS: usize = 1000;
@@ -11,7 +14,7 @@ const CHILDREN: usize = 1000;
 const SESSION: i64 = 1;
 
 fn path(i: usize) -> String {
-    format!("/b{:03}/n{:03}", i / CHILDREN, i % CHILDREN)
+    format!("/bench/p{:04}/n{:04}", i / CHILDREN, i % CHILDREN)
 }
 
 fn cmd(zxid: i64, op: TxnOp) -> Command {
@@ -24,14 +27,16 @@ fn cmd(zxid: i64, op: TxnOp) -> Command {
     }
 }
 
-fn create(zxid: i64, path: String, data: Bytes) -> Command {
+fn create(zxid: i64, path: String, data: Option<Bytes>) -> Command {
+    let acl = open_acl_unsafe();
+    let flags = 0;
     cmd(
         zxid,
         TxnOp::Create(CreateRequest {
             path,
-            data: Some(data),
-            acl: open_acl_unsafe(),
-            flags: 0,
+            data,
+            acl,
+            flags,
         }),
     )
 }
@@ -42,17 +47,20 @@ fn big_tree() -> (Tree, i64) {
     let mut t = Triggers::new();
     let data = Bytes::from(vec![7u8; 100]);
     let mut zxid = 1;
-    tree.apply(&cmd(zxid, TxnOp::CreateSession { timeout: 30_000 }), &mut t)
+    let session = cmd(zxid, TxnOp::CreateSession { timeout: 30_000 });
+    tree.apply(&session, &mut t).unwrap();
+    zxid += 1;
+    tree.apply(&create(zxid, "/bench".into(), None), &mut t)
         .unwrap();
     for p in 0..PARENTS {
         zxid += 1;
-        tree.apply(&create(zxid, format!("/b{p:03}"), data.clone()), &mut t)
-            .unwrap();
-    }
-    for i in 0..PARENTS * CHILDREN - PARENTS {
-        zxid += 1;
-        tree.apply(&create(zxid, path(i), data.clone()), &mut t)
-            .unwrap();
+        let parent = create(zxid, format!("/bench/p{p:04}"), None);
+        tree.apply(&parent, &mut t).unwrap();
+        for c in 0..CHILDREN {
+            zxid += 1;
+            let child = create(zxid, path(p * CHILDREN + c), Some(data.clone()));
+            tree.apply(&child, &mut t).unwrap();
+        }
     }
     (tree, zxid + 1)
 }
@@ -65,26 +73,24 @@ fn indexes(n: usize) -> Vec<usize> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x % (PARENTS * CHILDREN - PARENTS) as u64) as usize
+            (x % (PARENTS * CHILDREN) as u64) as usize
         })
         .collect()
 }
 
 fn benches(c: &mut Criterion) {
-    let (mut tree, mut zxid) = big_tree();
+    let (mut tree, zxid) = big_tree();
     let mut triggers = Triggers::new();
     let data = Bytes::from(vec![9u8; 100]);
     let set_data: Vec<Command> = indexes(1 << 16)
         .into_iter()
         .map(|i| {
-            cmd(
-                zxid,
-                TxnOp::SetData(SetDataRequest {
-                    path: path(i),
-                    data: Some(data.clone()),
-                    version: -1,
-                }),
-            )
+            let req = SetDataRequest {
+                path: path(i),
+                data: Some(data.clone()),
+                version: -1,
+            };
+            cmd(zxid, TxnOp::SetData(req))
         })
         .collect();
 
@@ -101,18 +107,17 @@ fn benches(c: &mut Criterion) {
 
     let creates: Vec<(Command, Command)> = (0..1 << 12)
         .map(|i| {
-            let p = format!("/b{:03}/tmp{i}", i % PARENTS);
-            let del = cmd(
-                zxid,
-                TxnOp::Delete(DeleteRequest {
-                    path: p.clone(),
-                    version: -1,
-                }),
-            );
-            (create(zxid, p, data.clone()), del)
+            let p = format!("/bench/p{:04}/tmp{i}", i % PARENTS);
+            let del = DeleteRequest {
+                path: p.clone(),
+                version: -1,
+            };
+            (
+                create(zxid, p, Some(data.clone())),
+                cmd(zxid, TxnOp::Delete(del)),
+            )
         })
         .collect();
-    zxid += 1;
     let mut k = 0usize;
     g.throughput(Throughput::Elements(2));
     g.bench_function("create_then_delete", |b| {
@@ -137,6 +142,27 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // Watch delivery for one setData's triggers: with no watch at all (the fast path) and
+    // with 100,000 one-shot watches on other nodes (one hash probe per trigger).
+    let mut wm = WatchManager::new();
+    let mut events = Vec::new();
+    tree.apply(&set_data[0], &mut triggers).ok();
+    g.bench_function("watch_process_no_watches", |b| {
+        b.iter(|| {
+            wm.process(&triggers, &mut events);
+            black_box(events.len())
+        })
+    });
+    for i in 0..100_000 {
+        wm.add_watch(i as u64, &path(PARENTS * CHILDREN - 1 - i), WatchKind::Data);
+    }
+    g.bench_function("watch_process_unwatched_path", |b| {
+        b.iter(|| {
+            wm.process(&triggers, &mut events);
+            black_box(events.len())
+        })
+    });
+
     g.bench_function("snapshot_encode", |b| {
         b.iter_batched(
             Vec::new,
@@ -148,7 +174,6 @@ fn benches(c: &mut Criterion) {
         )
     });
     g.finish();
-    black_box(zxid);
 }
 
 criterion_group! {

@@ -238,7 +238,7 @@ mod tests {
             acl(perms::ALL, "ip", "not-an-ip"),
         ] {
             assert_eq!(
-                fixup_acl(&[bad.clone()], &[]),
+                fixup_acl(std::slice::from_ref(&bad), &[]),
                 Err(ErrorCode::InvalidAcl),
                 "{bad:?}"
             );

@@ -13,7 +13,7 @@ use crate::command::{Command, OpResult, TxnOp, TxnResult};
 use crate::multi::Undo;
 use crate::node::{Kind, Node};
 use crate::path::{is_reserved, split_parent, validate_path, watch_path};
-use crate::tree::{Session, Tree};
+use crate::tree::Tree;
 use crate::trigger::{EventType, Triggers};
 
 /// The largest TTL ZooKeeper accepts: 0xFF_FFFF_FFFF ms, about 34.9 years.
@@ -437,10 +437,7 @@ impl Tree {
         if session == 0 {
             return Err(ErrorCode::BadArguments);
         }
-        self.sessions
-            .entry(session)
-            .or_insert_with(Session::default)
-            .timeout = timeout;
+        self.sessions.entry(session).or_default().timeout = timeout;
         Ok(OpResult::Session)
     }
 
