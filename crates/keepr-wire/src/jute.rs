@@ -53,52 +53,59 @@ impl Reader {
         self.buf.slice(self.pos..)
     }
 
+    fn truncated(&self, what: &'static str, needed: usize) -> DecodeError {
+        DecodeError::Truncated {
+            what,
+            needed,
+            available: self.remaining(),
+        }
+    }
+
+    /// The next `n` bytes, or an error if the frame has fewer left.
     #[inline]
     fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], DecodeError> {
-        if n > self.remaining() {
-            return Err(DecodeError::Truncated {
-                what,
-                needed: n,
-                available: self.remaining(),
-            });
-        }
-        let start = self.pos;
-        self.pos += n;
-        Ok(&self.buf[start..start + n])
+        let end = self.pos.saturating_add(n);
+        let Some(bytes) = self.buf.get(self.pos..end) else {
+            return Err(self.truncated(what, n));
+        };
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    #[inline]
+    fn take_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let bytes = self.take(N, what)?;
+        bytes.try_into().map_err(|_| DecodeError::Truncated {
+            what,
+            needed: N,
+            available: bytes.len(),
+        })
     }
 
     #[inline]
     fn take_bytes(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
         if n > self.remaining() {
-            return Err(DecodeError::Truncated {
-                what,
-                needed: n,
-                available: self.remaining(),
-            });
+            return Err(self.truncated(what, n));
         }
         let start = self.pos;
         self.pos += n;
-        Ok(self.buf.slice(start..start + n))
+        Ok(self.buf.slice(start..self.pos))
     }
 
     #[inline]
     pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
-        let b = self.take(4, "int")?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take_array("int").map(i32::from_be_bytes)
     }
 
     #[inline]
     pub fn read_i64(&mut self) -> Result<i64, DecodeError> {
-        let b = self.take(8, "long")?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
+        self.take_array("long").map(i64::from_be_bytes)
     }
 
     #[inline]
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
         // Java's readBoolean: any non-zero byte is true.
-        Ok(self.take(1, "boolean")?[0] != 0)
+        self.take_array::<1>("boolean").map(|[b]| b != 0)
     }
 
     /// Reads a length prefix: `None` for null (-1), an error for other negative values or a
@@ -111,13 +118,9 @@ impl Reader {
         if len < 0 {
             return Err(DecodeError::NegativeLength { what, len });
         }
-        let len = len as usize;
+        let len = len as usize; // non-negative, checked above
         if len > self.remaining() {
-            return Err(DecodeError::Truncated {
-                what,
-                needed: len,
-                available: self.remaining(),
-            });
+            return Err(self.truncated(what, len));
         }
         Ok(Some(len))
     }
@@ -156,7 +159,7 @@ impl Reader {
                 len: count,
             });
         }
-        let count = count as usize;
+        let count = count as usize; // non-negative, checked above
         let max_fit = self.remaining() / T::MIN_LEN.max(1);
         if count > max_fit {
             return Err(DecodeError::Truncated {
@@ -165,7 +168,10 @@ impl Reader {
                 available: self.remaining(),
             });
         }
-        let mut v = Vec::with_capacity(count);
+        // Reserve no more bytes than the frame has left; a vector whose elements really
+        // decode grows past that as they arrive.
+        let reserve = count.min(self.remaining() / std::mem::size_of::<T>().max(1));
+        let mut v = Vec::with_capacity(reserve);
         for _ in 0..count {
             v.push(T::read(self)?);
         }
@@ -366,4 +372,158 @@ macro_rules! jute_record {
             const MIN_LEN: usize = 0 $(+ <$ty as $crate::jute::Jute>::MIN_LEN)*;
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::hex;
+
+    fn reader(s: &str) -> Reader {
+        Reader::new(hex(s))
+    }
+
+    #[test]
+    fn primitives_are_big_endian() {
+        let mut r = reader("fffffffe 0000000000000100 01 00");
+        assert_eq!(r.read_i32(), Ok(-2));
+        assert_eq!(r.read_i64(), Ok(256));
+        assert_eq!(r.read_bool(), Ok(true));
+        assert_eq!(r.read_bool(), Ok(false));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn truncated_primitives_are_errors() {
+        assert_eq!(
+            reader("000000").read_i32(),
+            Err(DecodeError::Truncated {
+                what: "int",
+                needed: 4,
+                available: 3
+            })
+        );
+        assert_eq!(
+            reader("00000000000000").read_i64(),
+            Err(DecodeError::Truncated {
+                what: "long",
+                needed: 8,
+                available: 7
+            })
+        );
+        assert_eq!(
+            reader("").read_bool(),
+            Err(DecodeError::Truncated {
+                what: "boolean",
+                needed: 1,
+                available: 0
+            })
+        );
+    }
+
+    #[test]
+    fn lengths_beyond_the_frame_are_errors_before_any_allocation() {
+        assert_eq!(
+            reader("7fffffff 61").read_string(),
+            Err(DecodeError::Truncated {
+                what: "string",
+                needed: i32::MAX as usize,
+                available: 1
+            })
+        );
+        assert_eq!(
+            reader("00000002 61").read_buffer(),
+            Err(DecodeError::Truncated {
+                what: "buffer",
+                needed: 2,
+                available: 1
+            })
+        );
+        assert!(matches!(
+            reader("7fffffff 00000000").read_vec::<String>(),
+            Err(DecodeError::Truncated { what: "vector", .. })
+        ));
+    }
+
+    #[test]
+    fn negative_lengths_other_than_minus_one_are_errors() {
+        assert_eq!(
+            reader("80000000").read_string(),
+            Err(DecodeError::NegativeLength {
+                what: "string",
+                len: i32::MIN
+            })
+        );
+        assert_eq!(
+            reader("fffffffe").read_buffer(),
+            Err(DecodeError::NegativeLength {
+                what: "buffer",
+                len: -2
+            })
+        );
+        assert_eq!(
+            reader("fffffffe").read_vec::<i32>(),
+            Err(DecodeError::NegativeLength {
+                what: "vector",
+                len: -2
+            })
+        );
+        assert_eq!(
+            reader("fffffff0").read_nullable_string(),
+            Err(DecodeError::NegativeLength {
+                what: "string",
+                len: -16
+            })
+        );
+    }
+
+    #[test]
+    fn minus_one_is_null() {
+        assert_eq!(reader("ffffffff").read_buffer(), Ok(None));
+        assert_eq!(reader("ffffffff").read_string(), Ok(String::new()));
+        assert_eq!(reader("ffffffff").read_nullable_string(), Ok(None));
+        assert_eq!(reader("ffffffff").read_vec::<i64>(), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn vector_elements_that_run_out_are_an_error() {
+        // Two longs announced, one present.
+        assert!(matches!(
+            reader("00000002 0000000000000001 00000000").read_vec::<i64>(),
+            Err(DecodeError::Truncated { .. })
+        ));
+        assert_eq!(
+            reader("00000002 0000000000000001 0000000000000002").read_vec::<i64>(),
+            Ok(vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn finish_reports_trailing_bytes() {
+        let mut r = reader("00000001 0202");
+        assert_eq!(r.read_i32(), Ok(1));
+        assert_eq!(
+            r.finish("thing"),
+            Err(DecodeError::TrailingBytes {
+                record: "thing",
+                extra: 2
+            })
+        );
+        assert_eq!(r.position(), 4);
+        assert_eq!(r.take_rest(), hex("0202"));
+        assert_eq!(r.finish("thing"), Ok(()));
+    }
+
+    #[test]
+    fn from_bytes_rejects_trailing_bytes_and_to_bytes_round_trips() {
+        assert_eq!(
+            from_bytes::<i32>(hex("00000001 00"), "int"),
+            Err(DecodeError::TrailingBytes {
+                record: "int",
+                extra: 1
+            })
+        );
+        let v: Vec<Option<String>> = vec![None, Some(String::new()), Some("x".into())];
+        assert_eq!(from_bytes::<Vec<Option<String>>>(to_bytes(&v), "v"), Ok(v));
+    }
 }
