@@ -84,10 +84,13 @@ impl Tree {
             let parent = crate::path::split_parent(path)
                 .and_then(|(p, _)| tree.lookup(p))
                 .unwrap_or(ROOT);
-            tree.insert_node(
-                Node::new(path, Some(&[]), 0, 0, Kind::Persistent, 0, acl),
-                parent,
-            );
+            let mut node = Node::new(path, Some(&[]), 0, 0, Kind::Persistent, 0, acl);
+            if path == "/zookeeper/config" {
+                // ZooKeeper gives it its ACL with `setACL(path, READ_ACL_UNSAFE, -1)`, which
+                // stores the -1 as the aversion.
+                node.aversion = -1;
+            }
+            tree.insert_node(node, parent);
         }
         tree
     }
