@@ -5,6 +5,8 @@
 //! identity is not "authenticated" in ZooKeeper's sense, so the `auth` ACL scheme never
 //! expands to it. Parsing follows ZooKeeper's hand-written parser (not `std::net`), because
 //! it decides which ACLs are valid: for instance it accepts `010.0.0.1` and `+1.2.3.4`.
+//! IPv6 follows ZooKeeper 3.9.4+ (ZOOKEEPER-4240); earlier releases reject IPv6 ACLs as
+//! invalid.
 
 /// The scheme name.
 pub const SCHEME: &str = "ip";

@@ -67,6 +67,25 @@ fn acl_named(name: &str) -> Vec<Acl> {
                 id: keepr_tree::acl::anyone(),
             },
         ],
+        "bobonly" => vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "digest".into(),
+                id: digest_id("bob:pw"),
+            },
+        }],
+        "lo" | "lan" | "lo6" => vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "ip".into(),
+                id: match name {
+                    "lo" => "127.0.0.0/8",
+                    "lan" => "10.0.0.0/8",
+                    _ => "::1/128",
+                }
+                .into(),
+            },
+        }],
         _ => vec![],
     }
 }

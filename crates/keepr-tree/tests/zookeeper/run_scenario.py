@@ -23,6 +23,10 @@ ACLS = {
     "read": READ_ACL_UNSAFE,
     "bob": [ACL(Permissions.ALL, Id("digest", digest("bob:pw"))), ACL(Permissions.READ, Id("world", "anyone"))],
     "creator": CREATOR_ALL_ACL,
+    "bobonly": [ACL(Permissions.ALL, Id("digest", digest("bob:pw")))],
+    "lo": [ACL(Permissions.ALL, Id("ip", "127.0.0.0/8"))],
+    "lan": [ACL(Permissions.ALL, Id("ip", "10.0.0.0/8"))],
+    "lo6": [ACL(Permissions.ALL, Id("ip", "::1/128"))],
     "empty": [],
 }
 
