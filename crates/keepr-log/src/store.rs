@@ -5,8 +5,8 @@
 //! that queue order is the order of calls. `append`, `truncate_after` and `purge` return right
 //! away; `append` reports durability through its `IOFlushed` callback, and `truncate_after` and
 //! `purge` need no wait of their own, since anything that depends on them being durable is a
-//! later write, which the queue makes durable only after them. `save_vote` and
-//! `save_committed` wait until their batch is synced, as openraft requires of the vote.
+//! later write, which the queue makes durable only after them. `save_vote` waits until its batch is synced, as openraft requires; `save_committed` does not
+//! (see there).
 
 use std::io;
 use std::path::Path;
@@ -218,17 +218,21 @@ where
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        // The committed id only lets a restarted member re-apply up to where it was; losing
+        // the latest one costs a little catch-up, never data. So it is queued behind the
+        // entries it covers (the stream keeps that order) and rides the next fsync, instead
+        // of making openraft wait for a sync of its own on every commit.
         let frame = Self::encode(&Record::Committed(committed.as_ref()))?;
-        let saved = committed.clone();
-        self.write_and_wait(
-            |done| Op::Committed {
-                committed,
-                frame,
-                done,
-            },
-            |mem| mem.committed = saved,
-        )
-        .await
+        let (tx, _rx) = C::oneshot();
+        let mut mem = self.shared.mem();
+        mem.check_healthy()?;
+        mem.committed = committed.clone();
+        self.send(Op::Committed {
+            committed,
+            frame,
+            done: IOFlushed::signal(tx),
+        })?;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
