@@ -145,9 +145,7 @@ def test_set_acls_checks_and_bumps_the_acl_version(client, base):
 
 
 def test_ip_acl_matches_the_clients_address(client, base):
-    loopback = client.create(
-        f"{base}/lo", b"v", acl=[ACL(Permissions.ALL, Id("ip", "127.0.0.1"))]
-    )
+    loopback = client.create(f"{base}/lo", b"v", acl=[ACL(Permissions.ALL, Id("ip", "127.0.0.1"))])
     assert client.get(loopback)[0] == b"v"
     elsewhere = client.create(
         f"{base}/far", b"v", acl=[ACL(Permissions.ALL, Id("ip", "10.1.2.0/24"))]

@@ -75,7 +75,9 @@ def test_one_leader_at_a_time_and_the_next_wins_when_the_leader_goes(clients, ba
         assert contest.leaders == [0, 1]
 
         contest.end_session(1)
-        wait_until(contest.elected[2], "the third contender to lead after the leader's session closed")
+        wait_until(
+            contest.elected[2], "the third contender to lead after the leader's session closed"
+        )
         assert contest.leaders == [0, 1, 2]
     finally:
         contest.finish()

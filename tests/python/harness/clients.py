@@ -127,9 +127,7 @@ class StateLog:
                 return state in self.states[after:]
 
             if not self._cond.wait_for(found, timeout):
-                raise AssertionError(
-                    f"timed out waiting for {state}; states so far: {self.states}"
-                )
+                raise AssertionError(f"timed out waiting for {state}; states so far: {self.states}")
             return self.states.index(state, after) + 1
 
 

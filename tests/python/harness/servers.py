@@ -181,9 +181,7 @@ def start_zookeeper() -> Server:
     """A standalone Apache ZooKeeper 3.8 with every four-letter word enabled, TTL nodes enabled
     (extended types), tickTime 2000, and the super digest of `super:secret`."""
     if not ZOOKEEPER_JAR.exists():
-        raise ServerStartError(
-            f"{ZOOKEEPER_JAR} is missing: install Debian's `zookeeper` package"
-        )
+        raise ServerStartError(f"{ZOOKEEPER_JAR} is missing: install Debian's `zookeeper` package")
     return _start_with_retries(_start_zookeeper_once)
 
 
