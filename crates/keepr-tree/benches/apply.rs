@@ -94,7 +94,27 @@ fn benches(c: &mut Criterion) {
         })
         .collect();
 
+    let checks: Vec<Command> = indexes(1 << 16)
+        .into_iter()
+        .map(|i| {
+            cmd(
+                zxid,
+                TxnOp::Check(keepr_wire::CheckVersionRequest {
+                    path: path(i),
+                    version: -1,
+                }),
+            )
+        })
+        .collect();
     let mut g = c.benchmark_group("tree_1m_znodes");
+    let mut k = 0usize;
+    g.bench_function("check", |b| {
+        b.iter(|| {
+            let r = tree.apply(&checks[k & 0xffff], &mut triggers);
+            k += 1;
+            black_box(r)
+        })
+    });
     g.throughput(Throughput::Elements(1));
     let mut k = 0usize;
     g.bench_function("set_data", |b| {

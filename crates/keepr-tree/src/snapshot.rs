@@ -249,6 +249,7 @@ impl Tree {
                 Kind::Persistent | Kind::Container => owner == 0,
                 Kind::Ephemeral => tree.sessions.contains_key(&owner),
                 Kind::Ttl => (1..=MAX_TTL).contains(&owner),
+                Kind::Vacant => false,
             };
             if !owner_ok {
                 return Err(SnapshotError::Corrupt("node owner does not fit its kind"));

@@ -48,7 +48,8 @@ pub(crate) const ROOT: u32 = 0;
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub(crate) config: TreeConfig,
-    pub(crate) slots: Vec<Option<Node>>,
+    /// Nodes by slot; a free slot holds a vacant node (see [`Node::vacant`]).
+    pub(crate) slots: Vec<Node>,
     pub(crate) free: Vec<u32>,
     pub(crate) index: HashTable<u32>,
     pub(crate) hasher: DefaultHashBuilder,
@@ -198,18 +199,21 @@ impl Tree {
             .find(hash, |&i| {
                 slots
                     .get(i as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|n| &*n.path == path)
+                    .is_some_and(|n| n.kind != Kind::Vacant && &*n.path == path)
             })
             .copied()
     }
 
     pub(crate) fn node(&self, slot: u32) -> Option<&Node> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        self.slots
+            .get(slot as usize)
+            .filter(|n| n.kind != Kind::Vacant)
     }
 
     pub(crate) fn node_mut(&mut self, slot: u32) -> Option<&mut Node> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.slots
+            .get_mut(slot as usize)
+            .filter(|n| n.kind != Kind::Vacant)
     }
 
     /// The node at `path`.
@@ -224,13 +228,12 @@ impl Tree {
     pub(crate) fn insert_root(&mut self, node: Node) {
         let hash = Self::hash(&self.hasher, &node.path);
         self.data_size += utf16_len(&node.path) + node.data_len() as u64;
-        self.slots.push(Some(node));
+        self.slots.push(node);
         let slot = (self.slots.len() - 1) as u32;
         let (hasher, slots) = (&self.hasher, &self.slots);
         self.index.insert_unique(hash, slot, |&i| {
             slots
                 .get(i as usize)
-                .and_then(Option::as_ref)
                 .map_or(0, |n| Self::hash(hasher, &n.path))
         });
     }
@@ -241,7 +244,7 @@ impl Tree {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                self.slots.push(None);
+                self.slots.push(Node::vacant());
                 (self.slots.len() - 1) as u32
             }
         };
@@ -266,17 +269,16 @@ impl Tree {
             Kind::Ttl => {
                 self.ttls.insert(slot);
             }
-            Kind::Persistent => {}
+            Kind::Persistent | Kind::Vacant => {}
         }
         let hash = Self::hash(&self.hasher, &node.path);
         if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(node);
+            *s = node;
         }
         let (hasher, slots) = (&self.hasher, &self.slots);
         self.index.insert_unique(hash, slot, |&i| {
             slots
                 .get(i as usize)
-                .and_then(Option::as_ref)
                 .map_or(0, |n| Self::hash(hasher, &n.path))
         });
         slot
@@ -285,7 +287,11 @@ impl Tree {
     /// Removes the childless node in `slot` from `parent`, the index and its session or set,
     /// and drops its ACL reference. Returns the node and its ACL list.
     pub(crate) fn remove_node(&mut self, slot: u32, parent: u32) -> Option<(Node, AclList)> {
-        let node = self.slots.get_mut(slot as usize)?.take()?;
+        let slot_ref = self.slots.get_mut(slot as usize)?;
+        if slot_ref.kind == Kind::Vacant {
+            return None;
+        }
+        let node = std::mem::replace(slot_ref, Node::vacant());
         self.free.push(slot);
         let hash = Self::hash(&self.hasher, &node.path);
         if let Ok(entry) = self.index.find_entry(hash, |&i| i == slot) {
@@ -322,7 +328,7 @@ impl Tree {
             Kind::Ttl => {
                 self.ttls.remove(&slot);
             }
-            Kind::Persistent => {}
+            Kind::Persistent | Kind::Vacant => {}
         }
         let acl = self.acls.get(node.acl).clone();
         self.acls.release(node.acl);
@@ -335,10 +341,10 @@ impl Tree {
         slot: u32,
         data: Option<Box<[u8]>>,
     ) -> Option<Option<Box<[u8]>>> {
-        let node = self.slots.get_mut(slot as usize)?.as_mut()?;
+        let node = self.node_mut(slot)?;
         let old = std::mem::replace(&mut node.data, data);
-        self.data_size =
-            self.data_size - old.as_ref().map_or(0, |d| d.len() as u64) + node.data_len() as u64;
+        let new_len = node.data_len() as u64;
+        self.data_size = self.data_size - old.as_ref().map_or(0, |d| d.len() as u64) + new_len;
         Some(old)
     }
 
@@ -356,7 +362,9 @@ impl Tree {
             _ => return Err("root missing from slot 0".into()),
         }
         for (slot, node) in self.slots.iter().enumerate() {
-            let Some(node) = node else { continue };
+            if node.kind == Kind::Vacant {
+                continue;
+            }
             let slot = slot as u32;
             live += 1;
             if self.lookup(&node.path) != Some(slot) {
@@ -416,6 +424,7 @@ impl Tree {
                     ephemerals += 1;
                     in_sets == (false, false) && session_has(node.owner)
                 }
+                Kind::Vacant => false,
             };
             if !ok {
                 return Err(format!("{} is not registered as its kind says", node.path));

@@ -185,7 +185,10 @@ impl Model {
         nodes.insert("/".to_string(), sys(open_acl_unsafe()));
         nodes.insert("/zookeeper".to_string(), sys(open_acl_unsafe()));
         nodes.insert("/zookeeper/quota".to_string(), sys(open_acl_unsafe()));
-        nodes.insert("/zookeeper/config".to_string(), sys(read_acl_unsafe()));
+        // ZooKeeper sets its ACL with version -1, which lands in aversion.
+        let mut config = sys(read_acl_unsafe());
+        config.aversion = -1;
+        nodes.insert("/zookeeper/config".to_string(), config);
         Model {
             nodes,
             sessions: BTreeMap::new(),
