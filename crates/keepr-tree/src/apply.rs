@@ -251,11 +251,11 @@ impl Tree {
         let stat = node.stat();
         self.insert_node(node, parent_slot);
         let node_acl = self.acls.get(acl_id).clone();
-        triggers.push(&path, EventType::NodeCreated, &node_acl);
+        triggers.push(&path, EventType::NodeCreated, node_acl);
         triggers.push(
             watch_path(parent_path),
             EventType::NodeChildrenChanged,
-            &parent_acl,
+            parent_acl,
         );
         Ok(match args.opcode {
             CreateOpcode::Create => OpResult::Create { path },
@@ -310,12 +310,12 @@ impl Tree {
         let Some((node, acl)) = self.remove_node(slot, parent_slot) else {
             return;
         };
-        triggers.push(&node.path, EventType::NodeDeleted, &acl);
+        triggers.push(&node.path, EventType::NodeDeleted, acl.clone());
         let parent_path = split_parent(&node.path).map_or("", |(p, _)| p);
         triggers.push(
             watch_path(parent_path),
             EventType::NodeChildrenChanged,
-            &parent_acl,
+            parent_acl,
         );
         if let Some(undo) = undo {
             undo.push(Undo::Deleted {
@@ -374,7 +374,7 @@ impl Tree {
         node.mtime = ctx.time;
         node.mzxid = ctx.zxid;
         let stat = node.stat();
-        triggers.push(path, EventType::NodeDataChanged, &acl);
+        triggers.push(path, EventType::NodeDataChanged, acl);
         Ok(OpResult::SetData { stat })
     }
 

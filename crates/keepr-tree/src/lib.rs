@@ -27,6 +27,7 @@ mod apply;
 mod codec;
 mod command;
 pub mod digest;
+mod index;
 mod ip;
 mod multi;
 mod node;

@@ -7,11 +7,11 @@
 //! them and a parent 4 bytes per child. The index is hashed with a per-process random seed;
 //! nothing ever iterates it, so its order cannot leak into results or snapshots.
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
-use std::hash::BuildHasher;
+use hashbrown::{HashMap, HashSet};
 
 use crate::acl::{open_acl_unsafe, read_acl_unsafe};
 use crate::acl_cache::{AclCache, AclList};
+use crate::index::PathIndex;
 use crate::node::{Kind, Node};
 use crate::path::utf16_len;
 
@@ -51,8 +51,7 @@ pub struct Tree {
     /// Nodes by slot; a free slot holds a vacant node (see [`Node::vacant`]).
     pub(crate) slots: Vec<Node>,
     pub(crate) free: Vec<u32>,
-    pub(crate) index: HashTable<u32>,
-    pub(crate) hasher: DefaultHashBuilder,
+    pub(crate) index: PathIndex,
     pub(crate) acls: AclCache,
     pub(crate) sessions: HashMap<i64, Session>,
     pub(crate) containers: HashSet<u32>,
@@ -102,8 +101,7 @@ impl Tree {
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
+            index: PathIndex::default(),
             acls: AclCache::default(),
             sessions: HashMap::default(),
             containers: HashSet::default(),
@@ -184,24 +182,17 @@ impl Tree {
 
     // --- storage primitives ---------------------------------------------------------------
 
-    fn hash(hasher: &DefaultHashBuilder, path: &str) -> u64 {
-        hasher.hash_one(path)
-    }
-
     /// The slot of the node at `path`. `""` is the root, as in ZooKeeper's node map.
     pub(crate) fn lookup(&self, path: &str) -> Option<u32> {
         if path.is_empty() {
             return (!self.slots.is_empty()).then_some(ROOT);
         }
-        let hash = Self::hash(&self.hasher, path);
         let slots = &self.slots;
-        self.index
-            .find(hash, |&i| {
-                slots
-                    .get(i as usize)
-                    .is_some_and(|n| n.kind != Kind::Vacant && &*n.path == path)
-            })
-            .copied()
+        self.index.find(path, |i| {
+            slots
+                .get(i as usize)
+                .is_some_and(|n| n.kind != Kind::Vacant && &*n.path == path)
+        })
     }
 
     pub(crate) fn node(&self, slot: u32) -> Option<&Node> {
@@ -226,16 +217,10 @@ impl Tree {
     }
 
     pub(crate) fn insert_root(&mut self, node: Node) {
-        let hash = Self::hash(&self.hasher, &node.path);
         self.data_size += utf16_len(&node.path) + node.data_len() as u64;
         self.slots.push(node);
         let slot = (self.slots.len() - 1) as u32;
-        let (hasher, slots) = (&self.hasher, &self.slots);
-        self.index.insert_unique(hash, slot, |&i| {
-            slots
-                .get(i as usize)
-                .map_or(0, |n| Self::hash(hasher, &n.path))
-        });
+        self.index.insert("/", slot);
     }
 
     /// Adds `node` (whose ACL reference is already taken) under `parent`, and registers it
@@ -271,16 +256,10 @@ impl Tree {
             }
             Kind::Persistent | Kind::Vacant => {}
         }
-        let hash = Self::hash(&self.hasher, &node.path);
+        self.index.insert(&node.path, slot);
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = node;
         }
-        let (hasher, slots) = (&self.hasher, &self.slots);
-        self.index.insert_unique(hash, slot, |&i| {
-            slots
-                .get(i as usize)
-                .map_or(0, |n| Self::hash(hasher, &n.path))
-        });
         slot
     }
 
@@ -293,10 +272,7 @@ impl Tree {
         }
         let node = std::mem::replace(slot_ref, Node::vacant());
         self.free.push(slot);
-        let hash = Self::hash(&self.hasher, &node.path);
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i == slot) {
-            entry.remove();
-        }
+        self.index.remove(&node.path, slot);
         // Swap-remove from the parent's children and tell the moved sibling its new place.
         let pos = node.slot_in_parent as usize;
         let mut moved = None;

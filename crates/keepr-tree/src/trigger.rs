@@ -72,12 +72,12 @@ impl Triggers {
         self.entries.is_empty()
     }
 
-    pub(crate) fn push(&mut self, path: &str, event: EventType, acl: &AclList) {
+    pub(crate) fn push(&mut self, path: &str, event: EventType, acl: AclList) {
         self.paths.push_str(path);
         self.entries.push(Entry {
             end: self.paths.len(),
             event,
-            acl: acl.clone(),
+            acl,
         });
     }
 
@@ -112,9 +112,9 @@ mod tests {
     fn triggers_keep_order_and_truncate_drops_the_tail() {
         let acl: AclList = Arc::from(open_acl_unsafe());
         let mut t = Triggers::new();
-        t.push("/a", EventType::NodeCreated, &acl);
-        t.push("/", EventType::NodeChildrenChanged, &acl);
-        t.push("/a/bb", EventType::NodeDeleted, &acl);
+        t.push("/a", EventType::NodeCreated, acl.clone());
+        t.push("/", EventType::NodeChildrenChanged, acl.clone());
+        t.push("/a/bb", EventType::NodeDeleted, acl.clone());
         let got: Vec<_> = t.iter().map(|t| (t.path, t.event)).collect();
         assert_eq!(
             got,
@@ -126,7 +126,7 @@ mod tests {
         );
         t.truncate(1);
         assert_eq!(t.iter().map(|t| t.path).collect::<Vec<_>>(), ["/a"]);
-        t.push("/c", EventType::NodeDataChanged, &acl);
+        t.push("/c", EventType::NodeDataChanged, acl.clone());
         assert_eq!(t.iter().map(|t| t.path).collect::<Vec<_>>(), ["/a", "/c"]);
         assert_eq!(EventType::NodeChildrenChanged.code(), 4);
     }
