@@ -6,6 +6,8 @@
 //! scheme among a caller's identities matches nothing, exactly as in a ZooKeeper server with
 //! no extra `zookeeper.authProvider.*` configured.
 
+use std::borrow::Cow;
+
 use keepr_wire::codes::perms;
 use keepr_wire::{Acl, ErrorCode, Id};
 
@@ -56,7 +58,18 @@ fn is_anyone(id: &Id) -> bool {
 /// Validates an ACL from create/setACL and expands `auth` entries into the caller's
 /// authenticated identities. Duplicates are removed first (and only then: an expansion that
 /// repeats another entry is kept, as ZooKeeper keeps it).
-pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+///
+/// The common case, an ACL that is already valid, unique and without `auth` entries, comes
+/// back borrowed: creating a node then copies nothing.
+pub fn fixup_acl<'a>(acl: &'a [Acl], auth: &[Id]) -> Result<Cow<'a, [Acl]>, ErrorCode> {
+    let as_is = !acl.is_empty()
+        && acl
+            .iter()
+            .enumerate()
+            .all(|(i, a)| (is_anyone(&a.id) || scheme_accepts(&a.id)) && !acl[..i].contains(a));
+    if as_is {
+        return Ok(Cow::Borrowed(acl));
+    }
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !unique.contains(&a) {
@@ -89,7 +102,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             return Err(ErrorCode::InvalidAcl);
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn scheme_accepts(id: &Id) -> bool {
@@ -198,7 +211,9 @@ mod tests {
     fn duplicate_entries_are_removed_keeping_first_order() {
         let a = acl(perms::READ, "world", "anyone");
         let b = acl(perms::ALL, "ip", "10.0.0.0/8");
-        let fixed = fixup_acl(&[a.clone(), b.clone(), a.clone()], &[]).unwrap();
+        let fixed = fixup_acl(&[a.clone(), b.clone(), a.clone()], &[])
+            .unwrap()
+            .into_owned();
         assert_eq!(fixed, vec![a, b]);
     }
 
@@ -209,7 +224,7 @@ mod tests {
             id("digest", "bob:h1"),
             id("digest", "amy:h2"),
         ];
-        let fixed = fixup_acl(&creator_all_acl(), &auth).unwrap();
+        let fixed = fixup_acl(&creator_all_acl(), &auth).unwrap().into_owned();
         assert_eq!(
             fixed,
             vec![

@@ -1,11 +1,12 @@
 //! The tree's storage: a slab of nodes, a hash index from full path to slot, the shared ACL
 //! lists, the live sessions with their ephemeral nodes, and the container and TTL nodes.
 //!
-//! Why this layout: a flat index answers every path lookup with one hash probe (no walk
-//! down the hierarchy), and because the index holds 4-byte slot numbers rather than keys the
-//! path is stored once, in the node. Children are slot lists, so a leaf costs nothing for
-//! them and a parent 4 bytes per child. The index is hashed with a per-process random seed;
-//! nothing ever iterates it, so its order cannot leak into results or snapshots.
+//! Why this layout: a flat index ([`PathIndex`]) answers every path lookup with one hash
+//! probe (no walk down the hierarchy), and because it holds slot numbers rather than keys
+//! the path is stored once, in the node. Slots are stable, so children are slot lists: a
+//! leaf costs nothing for them and a parent 4 bytes per child. Nothing iterates the index
+//! or the hash sets here in an order that reaches a result or a snapshot; whatever is
+//! listed is sorted first.
 
 use hashbrown::{HashMap, HashSet};
 
