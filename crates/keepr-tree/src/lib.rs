@@ -48,3 +48,16 @@ pub use snapshot::SnapshotError;
 pub use tree::{Tree, TreeConfig, TreeMetrics};
 pub use trigger::{EventType, Trigger, Triggers};
 pub use watch::{WatchEvent, WatchKind, WatchManager, WatchSummary, WatchedRead, WatcherId};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_can_be_shared_across_threads() {
+        // The server keeps the tree behind a lock and moves watch managers between tasks.
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::Tree>();
+        shareable::<super::WatchManager>();
+        shareable::<super::Triggers>();
+        shareable::<super::Command>();
+    }
+}

@@ -197,13 +197,13 @@ impl Tree {
         }
 
         let list_count = r.u32()?;
-        let mut lists: Vec<AclList> = Vec::with_capacity((list_count as usize).min(1024));
+        let mut lists: Vec<AclList> = Vec::new();
         for _ in 0..list_count {
             let entries = r.u32()?;
             if entries == 0 {
                 return Err(SnapshotError::Corrupt("empty ACL list"));
             }
-            let mut list = Vec::with_capacity((entries as usize).min(64));
+            let mut list = Vec::new();
             for _ in 0..entries {
                 let perms = r.i32()?;
                 let scheme = r.string()?;
@@ -342,9 +342,10 @@ impl<R: Read> CrcReader<R> {
     fn u64(&mut self) -> Result<u64, SnapshotError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
-    /// Reads `len` bytes, growing the buffer only as bytes actually arrive.
+    /// Reads `len` bytes, growing the buffer only as bytes actually arrive (a corrupt length
+    /// cannot make it allocate more than the input holds).
     fn exactly(&mut self, len: usize) -> Result<Vec<u8>, SnapshotError> {
-        let mut v = Vec::with_capacity(len.min(1 << 16));
+        let mut v = Vec::new();
         (&mut self.inner).take(len as u64).read_to_end(&mut v)?;
         if v.len() != len {
             return Err(SnapshotError::Truncated);
