@@ -193,6 +193,14 @@ fn benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    let mut snapshot = Vec::new();
+    tree.encode_snapshot(&mut snapshot).ok();
+    g.bench_function("snapshot_decode", |b| {
+        b.iter(|| {
+            let t = Tree::decode_snapshot(&snapshot[..], TreeConfig::default());
+            black_box(t.map(|t| t.node_count()).ok())
+        })
+    });
     g.finish();
 }
 
