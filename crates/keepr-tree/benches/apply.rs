@@ -47,7 +47,13 @@ fn big_tree() -> (Tree, i64) {
     let mut t = Triggers::new();
     let data = Bytes::from(vec![7u8; 100]);
     let mut zxid = 1;
-    let session = cmd(zxid, TxnOp::CreateSession { timeout: 30_000 });
+    let session = cmd(
+        zxid,
+        TxnOp::CreateSession {
+            timeout: 30_000,
+            passwd: [7; 16],
+        },
+    );
     tree.apply(&session, &mut t).unwrap();
     zxid += 1;
     tree.apply(&create(zxid, "/bench".into(), None), &mut t)

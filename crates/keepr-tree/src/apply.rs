@@ -13,7 +13,7 @@ use crate::command::{Command, OpResult, TxnOp, TxnResult};
 use crate::multi::Undo;
 use crate::node::{Kind, Node};
 use crate::path::{is_reserved, split_parent, validate_path, watch_path};
-use crate::tree::Tree;
+use crate::tree::{Session, Tree};
 use crate::trigger::{EventType, Triggers};
 
 /// The largest TTL ZooKeeper accepts: 0xFF_FFFF_FFFF ms, about 34.9 years.
@@ -141,7 +141,9 @@ impl Tree {
             TxnOp::SetAcl(r) => self.set_acl(&ctx, &r.path, &r.acl, r.version),
             TxnOp::Check(r) => self.check(&ctx, &r.path, r.version),
             TxnOp::Multi(ops) => self.multi(&ctx, ops, triggers),
-            TxnOp::CreateSession { timeout } => self.create_session(ctx.session, *timeout),
+            TxnOp::CreateSession { timeout, passwd } => {
+                self.create_session(ctx.session, *timeout, *passwd)
+            }
             TxnOp::CloseSession => self.close_session(&ctx, triggers),
             TxnOp::DeleteContainer { path } => self.delete_container(&ctx, path, triggers),
         };
@@ -433,11 +435,18 @@ impl Tree {
 
     /// createSession: records a live session (an existing one just gets the new timeout).
     /// Session id 0 means "no session" to ZooKeeper clients, so it is refused.
-    fn create_session(&mut self, session: i64, timeout: i32) -> TxnResult {
-        if session == 0 {
+    fn create_session(&mut self, session: i64, timeout: i32, passwd: [u8; 16]) -> TxnResult {
+        if session == 0 || self.sessions.contains_key(&session) {
             return Err(ErrorCode::BadArguments);
         }
-        self.sessions.entry(session).or_default().timeout = timeout;
+        self.sessions.insert(
+            session,
+            Session {
+                timeout,
+                passwd,
+                ..Session::default()
+            },
+        );
         Ok(OpResult::Session)
     }
 

@@ -32,6 +32,8 @@ pub enum CommandDecodeError {
     UnknownOp(i32),
     #[error("opcode {0} is not allowed inside multi")]
     UnknownMultiOp(i32),
+    #[error("createSession password is not 16 bytes")]
+    BadPassword,
     #[error(transparent)]
     Wire(#[from] DecodeError),
 }
@@ -77,7 +79,10 @@ impl Command {
                 }
                 .write(out);
             }
-            TxnOp::CreateSession { timeout } => jute::write_i32(out, *timeout),
+            TxnOp::CreateSession { timeout, passwd } => {
+                jute::write_i32(out, *timeout);
+                jute::write_buffer(out, Some(passwd));
+            }
             TxnOp::CloseSession => {}
             TxnOp::DeleteContainer { path } => jute::write_string(out, path),
         }
@@ -114,6 +119,10 @@ impl Command {
             op::MULTI => TxnOp::Multi(read_multi(&mut r)?),
             op::CREATE_SESSION => TxnOp::CreateSession {
                 timeout: r.read_i32()?,
+                passwd: r
+                    .read_buffer()?
+                    .and_then(|b| <[u8; 16]>::try_from(b.as_ref()).ok())
+                    .ok_or(CommandDecodeError::BadPassword)?,
             },
             op::CLOSE_SESSION => TxnOp::CloseSession,
             op::DELETE_CONTAINER => TxnOp::DeleteContainer {

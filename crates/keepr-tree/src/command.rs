@@ -49,8 +49,9 @@ pub enum TxnOp {
     Check(CheckVersionRequest),
     /// multi (14): all or nothing, one zxid.
     Multi(Vec<MultiOp>),
-    /// createSession (-10): `Command::session` is the new id, chosen by the proposer.
-    CreateSession { timeout: i32 },
+    /// createSession (-10): `Command::session` is the new id and `passwd` the password a
+    /// client presents to resume it, both chosen by the proposer. An id in use is refused.
+    CreateSession { timeout: i32, passwd: [u8; 16] },
     /// closeSession (-11): deletes the session's ephemeral nodes.
     CloseSession,
     /// deleteContainer (20): the server's own removal of an empty container or expired TTL

@@ -37,6 +37,9 @@ impl Default for TreeConfig {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Session {
     pub timeout: i32,
+    /// The password a client must present to resume the session (chosen by the proposer, so
+    /// every member can check it).
+    pub passwd: [u8; 16],
     /// Slots of the session's ephemeral nodes.
     pub ephemerals: HashSet<u32>,
 }
@@ -171,6 +174,11 @@ impl Tree {
     }
 
     /// Every live session with its timeout, by id.
+    /// The password of a live session.
+    pub fn session_password(&self, session: i64) -> Option<&[u8; 16]> {
+        self.sessions.get(&session).map(|s| &s.passwd)
+    }
+
     pub fn sessions(&self) -> Vec<(i64, i32)> {
         let mut v: Vec<_> = self
             .sessions

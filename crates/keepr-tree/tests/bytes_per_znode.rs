@@ -69,7 +69,13 @@ fn bytes_per_znode_for_a_million_100_byte_znodes() {
         );
         assert!(r.is_ok(), "{r:?}");
     };
-    apply(&mut tree, TxnOp::CreateSession { timeout: 30_000 });
+    apply(
+        &mut tree,
+        TxnOp::CreateSession {
+            timeout: 30_000,
+            passwd: [7; 16],
+        },
+    );
     let create = |path: String, data: Option<Bytes>| {
         TxnOp::Create(CreateRequest {
             path,

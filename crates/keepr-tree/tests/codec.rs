@@ -82,7 +82,10 @@ fn op() -> impl Strategy<Value = TxnOp> {
         (s(), any::<i32>())
             .prop_map(|(path, version)| TxnOp::Check(CheckVersionRequest { path, version })),
         prop::collection::vec(multi_op(), 0..4).prop_map(TxnOp::Multi),
-        any::<i32>().prop_map(|timeout| TxnOp::CreateSession { timeout }),
+        any::<i32>().prop_map(|timeout| TxnOp::CreateSession {
+            timeout,
+            passwd: [7; 16]
+        }),
         Just(TxnOp::CloseSession),
         s().prop_map(|path| TxnOp::DeleteContainer { path }),
     ]

@@ -515,8 +515,8 @@ impl Model {
                 trig.extend(sub_trig);
                 Ok(OpResult::Multi(results))
             }
-            TxnOp::CreateSession { timeout } => {
-                if c.session == 0 {
+            TxnOp::CreateSession { timeout, .. } => {
+                if c.session == 0 || self.sessions.contains_key(&c.session) {
                     return Err(ErrorCode::BadArguments);
                 }
                 self.sessions.insert(c.session, *timeout);
@@ -849,7 +849,7 @@ fn txn_op() -> impl Strategy<Value = TxnOp> {
         1 => (path(), acl_list(), version()).prop_map(|(path, acl, version)| TxnOp::SetAcl(SetAclRequest { path, acl, version })),
         1 => (path(), version()).prop_map(|(path, version)| TxnOp::Check(CheckVersionRequest { path, version })),
         2 => prop::collection::vec(multi_op(), 0..5).prop_map(TxnOp::Multi),
-        2 => (0..3i32).prop_map(|t| TxnOp::CreateSession { timeout: 1000 * t }),
+        2 => (0..3i32).prop_map(|t| TxnOp::CreateSession { timeout: 1000 * t, passwd: [7; 16] }),
         1 => Just(TxnOp::CloseSession),
         1 => path().prop_map(|path| TxnOp::DeleteContainer { path }),
     ]
@@ -1062,8 +1062,20 @@ fn run(steps: Vec<Step>) {
     let mut zxid = 10;
     let mut time = 1_000_000;
     let mut setup = vec![
-        (1, TxnOp::CreateSession { timeout: 5000 }),
-        (2, TxnOp::CreateSession { timeout: 5000 }),
+        (
+            1,
+            TxnOp::CreateSession {
+                timeout: 5000,
+                passwd: [7; 16],
+            },
+        ),
+        (
+            2,
+            TxnOp::CreateSession {
+                timeout: 5000,
+                passwd: [7; 16],
+            },
+        ),
     ];
     for p in ["/a", "/b", "/c", "/a/b"] {
         let r = CreateRequest {

@@ -250,17 +250,27 @@ fn check_passes_or_fails_on_version_without_changing_anything() {
 
 #[test]
 fn create_session_records_timeout_and_close_session_forgets_it() {
+    const S3: i64 = 0x33;
     let mut h = Harness::new();
     assert_eq!(h.tree.session_timeout(S1), Some(10_000));
     assert_eq!(
-        h.run_as(S1, &[], TxnOp::CreateSession { timeout: 4000 }),
+        h.run_as(
+            S3,
+            &[],
+            TxnOp::CreateSession {
+                timeout: 4000,
+                passwd: [7; 16]
+            }
+        ),
         Ok(OpResult::Session)
     );
-    assert_eq!(h.tree.session_timeout(S1), Some(4000));
-    assert_eq!(h.tree.sessions(), vec![(S1, 4000), (S2, 10_000)]);
+    assert_eq!(h.tree.session_timeout(S3), Some(4000));
+    let mut expected = vec![(S1, 10_000), (S2, 10_000), (S3, 4000)];
+    expected.sort_unstable();
+    assert_eq!(h.tree.sessions(), expected);
     h.run_as(S1, &[], TxnOp::CloseSession).unwrap();
     assert!(!h.tree.has_session(S1));
-    assert_eq!(h.tree.session_count(), 1);
+    assert_eq!(h.tree.session_count(), 2);
     // Closing an unknown session is a no-op.
     assert_eq!(
         h.run_as(0x77, &[], TxnOp::CloseSession),
@@ -272,7 +282,14 @@ fn create_session_records_timeout_and_close_session_forgets_it() {
 fn session_id_zero_is_refused() {
     let mut h = Harness::new();
     assert_eq!(
-        err(h.run_as(0, &[], TxnOp::CreateSession { timeout: 1 })),
+        err(h.run_as(
+            0,
+            &[],
+            TxnOp::CreateSession {
+                timeout: 1,
+                passwd: [7; 16]
+            }
+        )),
         ErrorCode::BadArguments
     );
 }
@@ -366,4 +383,22 @@ fn last_zxid_follows_applied_commands_even_failed_ones() {
     let mut h = Harness::new();
     h.delete("/nope", -1).unwrap_err();
     assert_eq!(h.tree.last_zxid(), h.zxid);
+}
+
+#[test]
+fn create_session_refuses_an_id_in_use_and_keeps_the_first_password() {
+    const S3: i64 = 0x33;
+    let mut h = Harness::new();
+    let first = TxnOp::CreateSession {
+        timeout: 4000,
+        passwd: [1; 16],
+    };
+    let second = TxnOp::CreateSession {
+        timeout: 9000,
+        passwd: [2; 16],
+    };
+    assert!(h.run_as(S3, &[], first).is_ok());
+    assert_eq!(err(h.run_as(S3, &[], second)), ErrorCode::BadArguments);
+    assert_eq!(h.tree.session_password(S3), Some(&[1; 16]));
+    assert_eq!(h.tree.session_timeout(S3), Some(4000));
 }

@@ -115,8 +115,14 @@ impl Runner {
             clients: [client(0x100), client(0x200)],
         };
         for c in 0..2 {
-            r.write(c, TxnOp::CreateSession { timeout: 30_000 })
-                .unwrap();
+            r.write(
+                c,
+                TxnOp::CreateSession {
+                    timeout: 30_000,
+                    passwd: [7; 16],
+                },
+            )
+            .unwrap();
         }
         r
     }

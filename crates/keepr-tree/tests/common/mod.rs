@@ -70,10 +70,24 @@ impl Harness {
             time: 1_000_000,
             triggers: Triggers::new(),
         };
-        h.run_as(S1, &[], TxnOp::CreateSession { timeout: 10_000 })
-            .unwrap();
-        h.run_as(S2, &[], TxnOp::CreateSession { timeout: 10_000 })
-            .unwrap();
+        h.run_as(
+            S1,
+            &[],
+            TxnOp::CreateSession {
+                timeout: 10_000,
+                passwd: [7; 16],
+            },
+        )
+        .unwrap();
+        h.run_as(
+            S2,
+            &[],
+            TxnOp::CreateSession {
+                timeout: 10_000,
+                passwd: [7; 16],
+            },
+        )
+        .unwrap();
         h
     }
 
