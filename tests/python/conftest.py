@@ -21,6 +21,7 @@ import pytest
 
 from harness import clients as zk_clients
 from harness import servers
+from harness.proxy import TcpProxy
 
 KNOWN_TARGETS = ("zookeeper", "keepr")
 
@@ -103,3 +104,30 @@ def base(request, client):
     path = f"/{name}-{uuid.uuid4().hex[:8]}"
     client.create(path)
     return path
+
+
+@pytest.fixture
+def proxied(target):
+    """Factory for a kazoo client that reaches the target through its own TcpProxy, so the
+    test can cut it off: `client, proxy = proxied(timeout=...)`. At teardown the proxy is
+    restored and the client stopped first, so its session ends cleanly."""
+    made = []
+
+    def make(timeout=10.0, **kwargs):
+        proxy = TcpProxy(target.host, target.port)
+        try:
+            client = zk_clients.make_client(proxy.hosts, timeout=timeout, **kwargs)
+        except Exception:
+            proxy.close()
+            raise
+        made.append((client, proxy))
+        return client, proxy
+
+    yield make
+    for client, proxy in made:
+        proxy.restore()
+        try:
+            zk_clients.stop_client(client)
+        except Exception:  # noqa: BLE001 - teardown must reach every proxy
+            pass
+        proxy.close()

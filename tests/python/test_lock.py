@@ -7,7 +7,6 @@ import pytest
 from kazoo.exceptions import CancelledError
 
 from harness.clients import WAIT_S, children_reach, wait_until
-from harness.proxy import TcpProxy
 
 WORKERS = 4
 ROUNDS = 25
@@ -72,18 +71,14 @@ def test_lock_passes_to_the_next_contender_when_the_holder_closes(clients, base)
     assert waiter_lock.contenders() == ["waiter"]
 
 
-def test_lock_passes_on_when_the_holders_session_expires(target, clients, base):
-    proxy = TcpProxy(target.host, target.port)
-    try:
-        holder = clients.new(hosts=proxy.hosts, timeout=4.0)
-        assert holder.Lock(f"{base}/lock", "holder").acquire(timeout=WAIT_S)
-        waiter_lock = clients.new().Lock(f"{base}/lock", "waiter")
-        proxy.cut()
-        # Bounded by the expiry of a 4 s session, with a wide margin.
-        assert waiter_lock.acquire(timeout=WAIT_S * 2)
-        assert waiter_lock.contenders() == ["waiter"]
-    finally:
-        proxy.close()
+def test_lock_passes_on_when_the_holders_session_expires(proxied, clients, base):
+    holder, proxy = proxied(timeout=4.0)
+    assert holder.Lock(f"{base}/lock", "holder").acquire(timeout=WAIT_S)
+    waiter_lock = clients.new().Lock(f"{base}/lock", "waiter")
+    proxy.cut()
+    # Bounded by the expiry of a 4 s session, with a wide margin.
+    assert waiter_lock.acquire(timeout=WAIT_S * 2)
+    assert waiter_lock.contenders() == ["waiter"]
 
 
 def test_released_lock_can_be_taken_again(clients, base):

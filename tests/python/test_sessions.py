@@ -17,28 +17,12 @@ from harness.clients import (
     stop_client,
     wait_until,
 )
-from harness.proxy import TcpProxy
 
 # The shortest session ZooKeeper grants with tickTime 2000 (2 ticks). Expiry takes about this long.
 SHORT_SESSION_S = 4.0
 # A cut-off session must be gone well within this; it bounds the wait, it is not a deadline
 # the server is held to.
 EXPIRY_WAIT_S = SHORT_SESSION_S * 5 + WAIT_S
-
-
-@pytest.fixture
-def proxied(target, clients):
-    """Factory: a client connected through its own proxy, returned with that proxy."""
-    proxies = []
-
-    def make(timeout=SHORT_SESSION_S):
-        proxy = TcpProxy(target.host, target.port)
-        proxies.append(proxy)
-        return clients.new(hosts=proxy.hosts, timeout=timeout), proxy
-
-    yield make
-    for proxy in proxies:
-        proxy.close()
 
 
 def test_connection_loss_keeps_the_session_and_its_ephemerals(proxied, client, base):
@@ -55,7 +39,7 @@ def test_connection_loss_keeps_the_session_and_its_ephemerals(proxied, client, b
 
 
 def test_cut_off_session_expires_and_its_ephemerals_go(proxied, client, base):
-    victim, proxy = proxied()
+    victim, proxy = proxied(timeout=SHORT_SESSION_S)
     states = StateLog(victim)
     path = victim.create(f"{base}/e", ephemeral=True)
     gone = deletion_of(client, path)
@@ -68,7 +52,7 @@ def test_cut_off_session_expires_and_its_ephemerals_go(proxied, client, base):
 
 
 def test_expired_client_gets_a_new_session_without_the_old_ephemerals(proxied, client, base):
-    victim, proxy = proxied()
+    victim, proxy = proxied(timeout=SHORT_SESSION_S)
     states = StateLog(victim)
     old_session = victim.client_id[0]
     path = victim.create(f"{base}/e", ephemeral=True)
@@ -125,7 +109,7 @@ def test_resuming_with_a_wrong_password_gets_a_new_session(target, client, base)
 
 
 def test_calls_fail_with_session_expired_once_the_session_is_gone(proxied, client, base):
-    victim, proxy = proxied()
+    victim, proxy = proxied(timeout=SHORT_SESSION_S)
     victim.create(f"{base}/e", ephemeral=True)
     gone = deletion_of(client, f"{base}/e")
     proxy.cut()

@@ -6,7 +6,6 @@ import queue
 from kazoo.protocol.states import KazooState
 
 from harness.clients import WAIT_S, StateLog, settle
-from harness.proxy import TcpProxy
 
 
 def next_call(calls, what):
@@ -61,22 +60,18 @@ def test_data_watch_stops_when_its_function_returns_false(clients, client, base)
     assert calls.empty()
 
 
-def test_data_watch_catches_up_after_a_lost_connection(target, clients, base):
+def test_data_watch_catches_up_after_a_lost_connection(proxied, clients, base):
     writer = clients.new()
     path = writer.create(f"{base}/n", b"before")
-    proxy = TcpProxy(target.host, target.port)
-    try:
-        watcher = clients.new(hosts=proxy.hosts)
-        states = StateLog(watcher)
-        calls = data_calls(watcher, path)
-        assert next_call(calls, "the initial call") == (b"before", 0)
-        proxy.cut()
-        states.wait_for(KazooState.SUSPENDED)
-        writer.set(path, b"while-away")
-        proxy.restore()
-        assert next_call(calls, "the change made while disconnected") == (b"while-away", 1)
-    finally:
-        proxy.close()
+    watcher, proxy = proxied()
+    states = StateLog(watcher)
+    calls = data_calls(watcher, path)
+    assert next_call(calls, "the initial call") == (b"before", 0)
+    proxy.cut()
+    states.wait_for(KazooState.SUSPENDED)
+    writer.set(path, b"while-away")
+    proxy.restore()
+    assert next_call(calls, "the change made while disconnected") == (b"while-away", 1)
 
 
 def children_calls(client, path, send_event=False):
@@ -114,21 +109,14 @@ def test_children_watch_can_pass_the_event(clients, client, base):
     assert next_call(calls, "a child added") == (["a"], "CHILD")
 
 
-def test_children_watch_catches_up_after_a_lost_connection(target, clients, base):
+def test_children_watch_catches_up_after_a_lost_connection(proxied, clients, base):
     writer = clients.new()
-    proxy = TcpProxy(target.host, target.port)
-    try:
-        watcher = clients.new(hosts=proxy.hosts)
-        states = StateLog(watcher)
-        calls = children_calls(watcher, base)
-        assert next_call(calls, "the initial call") == ([], None)
-        proxy.cut()
-        states.wait_for(KazooState.SUSPENDED)
-        writer.create(f"{base}/joined-while-away")
-        proxy.restore()
-        assert next_call(calls, "the child added while disconnected") == (
-            ["joined-while-away"],
-            None,
-        )
-    finally:
-        proxy.close()
+    watcher, proxy = proxied()
+    states = StateLog(watcher)
+    calls = children_calls(watcher, base)
+    assert next_call(calls, "the initial call") == ([], None)
+    proxy.cut()
+    states.wait_for(KazooState.SUSPENDED)
+    writer.create(f"{base}/joined-while-away")
+    proxy.restore()
+    assert next_call(calls, "the child added while disconnected") == (["joined-while-away"], None)

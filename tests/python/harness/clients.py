@@ -134,7 +134,9 @@ class StateLog:
 class NotificationLog:
     """Every watch notification that arrives on a client's connection, in arrival order, as
     (event name, path) pairs. Recorded on kazoo's reader thread, so after any round trip on the
-    same client, every notification the server sent before that reply is in the log."""
+    same client, every notification the server sent before that reply is in the log. It wraps
+    the connection's `_read_watch_event`, a private method of kazoo 2.8 (the version Debian 12
+    ships, which the suites are pinned to)."""
 
     def __init__(self, client: KazooClient):
         self._lock = threading.Lock()
@@ -165,8 +167,8 @@ class ClientPool:
         self.hosts = hosts
         self._clients: list[KazooClient] = []
 
-    def new(self, hosts: str | None = None, **kwargs) -> KazooClient:
-        client = make_client(hosts or self.hosts, **kwargs)
+    def new(self, **kwargs) -> KazooClient:
+        client = make_client(self.hosts, **kwargs)
         self._clients.append(client)
         return client
 

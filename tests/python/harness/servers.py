@@ -13,11 +13,9 @@ is reported with the tail of its log instead of a timeout.
 from __future__ import annotations
 
 import base64
-import ctypes
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -73,12 +71,13 @@ def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0) -> s
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if pytest itself is killed, the kernel sends the server
-    SIGTERM, so no server outlives the run that started it."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """Prefix `argv` so that, if pytest itself is killed, the kernel sends the server SIGTERM and
+    no server outlives the run that started it. util-linux's setpriv sets the parent-death
+    signal and then execs, so the PID stays the server's (a preexec_fn would do the same but is
+    unsafe in a process that already runs threads, as pytest with kazoo clients does)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 @dataclass
@@ -91,7 +90,8 @@ class Server:
     work_dir: Path
     log_path: Path
     host: str = "127.0.0.1"
-    extra_ports: dict = field(default_factory=dict)
+    # keepr's other listeners by name: grpc, peer, http.
+    ports: dict = field(default_factory=dict)
 
     @property
     def hosts(self) -> str:
@@ -125,17 +125,15 @@ class ServerStartError(RuntimeError):
     pass
 
 
-def _spawn(argv: list[str], work_dir: Path, log_path: Path, env: dict | None = None):
+def _spawn(argv: list[str], work_dir: Path, log_path: Path):
     log = open(log_path, "wb")
     try:
         return subprocess.Popen(
-            argv,
+            _die_with_parent(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=work_dir,
-            env=env,
-            preexec_fn=_die_with_parent,
         )
     finally:
         log.close()
@@ -267,7 +265,7 @@ def _start_keepr_once(binary: str) -> Server:
         _spawn(argv, work_dir, log_path),
         work_dir,
         log_path,
-        extra_ports={"grpc": grpc, "peer": peer, "http": http},
+        ports={"grpc": grpc, "peer": peer, "http": http},
     )
 
     def ready() -> bool:
