@@ -1,0 +1,278 @@
+//! The state one member shares between the Raft state machine (which writes it) and the
+//! client connections (which read it and hold watches on it).
+//!
+//! Two locks, always taken in this order: the tree ([`Shared::tree`]) and then the watches
+//! ([`Shared::watches`]). Applying a command holds the tree's write lock while it hands the
+//! watch events it raised to the connections' queues; a read that registers a watch holds
+//! the tree's read lock while it registers. Hence a watch is never registered between a
+//! change and the events that change raises, and a connection always has the event queued
+//! before it can send any reply that reflects the change: ZooKeeper's ordering guarantee.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use keepr_tree::{EventType, Tree, WatchEvent, WatchManager, WatcherId};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::Metrics;
+use crate::raft::types::{LogId, StoredMembership};
+
+/// The replicated state as this member has applied it.
+pub struct TreeState {
+    pub tree: Tree,
+    /// The last log entry applied (of any kind); its index is the zxid clients see.
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+impl TreeState {
+    pub fn applied_index(&self) -> u64 {
+        self.last_applied.as_ref().map(|l| l.index).unwrap_or(0)
+    }
+}
+
+/// Something a connection must act on that did not come from its own socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnSignal {
+    /// A watch fired: send a notification with this zxid (-1 for setWatches catch-up).
+    Event {
+        zxid: i64,
+        event: EventType,
+        path: Arc<str>,
+    },
+    /// Close the connection (session closed or moved, snapshot installed, shutdown).
+    Close(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The session expired or was closed.
+    SessionClosed,
+    /// The client reconnected to this member with the same session on another socket.
+    SessionMoved,
+    /// The tree was replaced by a snapshot from the leader; the client reconnects and
+    /// re-registers its watches, which fires what it missed.
+    StateReplaced,
+    Shutdown,
+}
+
+/// Per-connection counters, for `cons` and `stat`.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub established: std::time::SystemTime,
+    session: AtomicI64,
+    timeout_ms: AtomicI64,
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            peer,
+            established: std::time::SystemTime::now(),
+            session: AtomicI64::new(0),
+            timeout_ms: AtomicI64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+        }
+    }
+    pub fn set_session(&self, session: i64, timeout_ms: i32) {
+        self.session.store(session, Ordering::Relaxed);
+        self.timeout_ms.store(timeout_ms as i64, Ordering::Relaxed);
+    }
+    pub fn session(&self) -> i64 {
+        self.session.load(Ordering::Relaxed)
+    }
+    pub fn timeout_ms(&self) -> i64 {
+        self.timeout_ms.load(Ordering::Relaxed)
+    }
+    pub fn received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn received_count(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+    pub fn sent_count(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+/// Server-wide request counters and latency, as `srvr` reports them.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    latency_min_us: AtomicU64,
+    latency_max_us: AtomicU64,
+    latency_sum_us: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+impl ServerStats {
+    pub fn record_latency(&self, d: std::time::Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        let count = self.latency_count.fetch_add(1, Ordering::Relaxed);
+        if count == 0 {
+            self.latency_min_us.store(us, Ordering::Relaxed);
+        } else {
+            self.latency_min_us.fetch_min(us, Ordering::Relaxed);
+        }
+        self.latency_max_us.fetch_max(us, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// (min, avg, max) in milliseconds.
+    pub fn latency_ms(&self) -> (f64, f64, f64) {
+        let count = self.latency_count.load(Ordering::Relaxed);
+        if count == 0 {
+            return (0.0, 0.0, 0.0);
+        }
+        let min = self.latency_min_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        let max = self.latency_max_us.load(Ordering::Relaxed) as f64 / 1000.0;
+        let avg = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1000.0 / count as f64;
+        (min, avg, max)
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.latency_count.load(Ordering::Relaxed)
+    }
+}
+
+struct ConnEntry {
+    tx: mpsc::UnboundedSender<ConnSignal>,
+    info: Arc<ConnInfo>,
+}
+
+/// Watches plus the queues of the connections that hold them.
+#[derive(Default)]
+pub struct Watches {
+    pub manager: WatchManager,
+    conns: HashMap<WatcherId, ConnEntry>,
+    /// Which local connection serves each session.
+    owners: HashMap<i64, WatcherId>,
+}
+
+impl Watches {
+    pub fn register_conn(
+        &mut self,
+        id: WatcherId,
+        tx: mpsc::UnboundedSender<ConnSignal>,
+        info: Arc<ConnInfo>,
+    ) {
+        self.conns.insert(id, ConnEntry { tx, info });
+    }
+
+    /// Forgets a closed connection and every watch it held.
+    pub fn unregister_conn(&mut self, id: WatcherId) {
+        self.conns.remove(&id);
+        self.manager.remove_watcher(id);
+    }
+
+    /// Records that `conn` now serves `session`; returns the connection that served it
+    /// before, if another.
+    pub fn set_owner(&mut self, session: i64, conn: WatcherId) -> Option<WatcherId> {
+        self.owners.insert(session, conn).filter(|old| *old != conn)
+    }
+
+    pub fn clear_owner(&mut self, session: i64, conn: WatcherId) {
+        if self.owners.get(&session) == Some(&conn) {
+            self.owners.remove(&session);
+        }
+    }
+
+    /// The session was closed: its connection here, if any, must close.
+    pub fn session_closed(&mut self, session: i64) {
+        if let Some(conn) = self.owners.remove(&session) {
+            self.signal(conn, ConnSignal::Close(CloseReason::SessionClosed));
+        }
+    }
+
+    pub fn connections(&self) -> Vec<Arc<ConnInfo>> {
+        let mut v: Vec<Arc<ConnInfo>> = self.conns.values().map(|c| c.info.clone()).collect();
+        v.sort_by_key(|c| c.peer);
+        v
+    }
+
+    /// Queues events on their connections. A connection that has gone away is skipped; its
+    /// watches go when it unregisters.
+    pub fn deliver(&self, zxid: i64, events: &[WatchEvent], metrics: &Metrics) {
+        for e in events {
+            if let Some(c) = self.conns.get(&e.watcher) {
+                match e.event {
+                    EventType::NodeCreated => metrics.node_created_watch_count.inc(),
+                    EventType::NodeDeleted => metrics.node_deleted_watch_count.inc(),
+                    EventType::NodeDataChanged => metrics.node_changed_watch_count.inc(),
+                    EventType::NodeChildrenChanged => metrics.node_children_watch_count.inc(),
+                }
+                let _ = c.tx.send(ConnSignal::Event {
+                    zxid,
+                    event: e.event,
+                    path: e.path.clone(),
+                });
+            }
+        }
+    }
+
+    /// Sends `signal` to every connection.
+    pub fn broadcast(&self, signal: ConnSignal) {
+        for c in self.conns.values() {
+            let _ = c.tx.send(signal.clone());
+        }
+    }
+
+    pub fn signal(&self, id: WatcherId, signal: ConnSignal) {
+        if let Some(c) = self.conns.get(&id) {
+            let _ = c.tx.send(signal);
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+pub struct Shared {
+    pub node_id: u64,
+    pub tree: RwLock<TreeState>,
+    pub watches: Mutex<Watches>,
+    /// The index of the last applied entry, for waiters (sync, follower replies).
+    pub applied: watch::Sender<u64>,
+    pub metrics: Arc<Metrics>,
+    pub stats: ServerStats,
+    next_conn_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(node_id: u64, tree: Tree, metrics: Arc<Metrics>) -> Shared {
+        Shared {
+            node_id,
+            tree: RwLock::new(TreeState {
+                tree,
+                last_applied: None,
+                membership: StoredMembership::default(),
+            }),
+            watches: Mutex::new(Watches::default()),
+            applied: watch::channel(0).0,
+            metrics,
+            stats: ServerStats::default(),
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_conn_id(&self) -> WatcherId {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Waits until this member has applied `index`.
+    pub async fn wait_applied(&self, index: u64) {
+        let mut rx = self.applied.subscribe();
+        // The sender lives as long as `self`, so this only ends when the index is reached.
+        let _ = rx.wait_for(|applied| *applied >= index).await;
+    }
+}
