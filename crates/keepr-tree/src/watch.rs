@@ -263,7 +263,9 @@ impl WatchManager {
 
     /// removeWatches: removes the watches of `watcher_type` (`WatcherType`: 1 children,
     /// 2 data, 3 any, 4 persistent, 5 persistent-recursive). NOWATCHER if there was none;
-    /// MARSHALLINGERROR for an unknown type.
+    /// MARSHALLINGERROR for an unknown type. Types 1-3 remove a watch of any mode from their
+    /// table, as ZooKeeper 3.8 does (its clients have no other way to drop a persistent
+    /// watch); types 4 and 5, added in 3.9, remove only that mode.
     pub fn remove_watches(
         &mut self,
         watcher: WatcherId,
@@ -271,10 +273,8 @@ impl WatchManager {
         watcher_type: i32,
     ) -> Result<(), ErrorCode> {
         let removed = match watcher_type {
-            watcher_type::CHILDREN => {
-                self.remove_modes(Table::Child, watcher, path, Some(STANDARD))
-            }
-            watcher_type::DATA => self.remove_modes(Table::Data, watcher, path, Some(STANDARD)),
+            watcher_type::CHILDREN => self.remove_modes(Table::Child, watcher, path, None),
+            watcher_type::DATA => self.remove_modes(Table::Data, watcher, path, None),
             watcher_type::ANY => {
                 let c = self.remove_modes(Table::Child, watcher, path, None);
                 self.remove_modes(Table::Data, watcher, path, None) | c
@@ -304,8 +304,8 @@ impl WatchManager {
         watcher_type: i32,
     ) -> Result<(), ErrorCode> {
         let found = match watcher_type {
-            watcher_type::CHILDREN => self.has_mode(Table::Child, watcher, path, Some(STANDARD)),
-            watcher_type::DATA => self.has_mode(Table::Data, watcher, path, Some(STANDARD)),
+            watcher_type::CHILDREN => self.has_mode(Table::Child, watcher, path, None),
+            watcher_type::DATA => self.has_mode(Table::Data, watcher, path, None),
             watcher_type::ANY => {
                 self.has_mode(Table::Child, watcher, path, None)
                     || self.has_mode(Table::Data, watcher, path, None)

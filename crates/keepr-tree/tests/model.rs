@@ -1183,12 +1183,9 @@ fn run(steps: Vec<Step>) {
                 let before = mw.set.len();
                 let same = |w: u64, p: &str| w == watcher && p == path;
                 match watcher_type {
-                    1 => mw
-                        .set
-                        .retain(|(w, t, p, m)| !(same(*w, p) && *t == CHILD && *m == ST)),
-                    2 => mw
-                        .set
-                        .retain(|(w, t, p, m)| !(same(*w, p) && *t == DATA && *m == ST)),
+                    // 3.8: children/data remove a watch of any mode from that table.
+                    1 => mw.set.retain(|(w, t, p, _)| !(same(*w, p) && *t == CHILD)),
+                    2 => mw.set.retain(|(w, t, p, _)| !(same(*w, p) && *t == DATA)),
                     3 => mw.set.retain(|(w, _, p, _)| !same(*w, p)),
                     4 => mw.set.retain(|(w, _, p, m)| !(same(*w, p) && *m == PE)),
                     _ => mw
