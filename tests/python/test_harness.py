@@ -6,6 +6,7 @@ import pytest
 from kazoo.security import make_digest_acl_credential
 
 from harness import differential, servers, zkcli
+from harness.diff_ops import Op
 
 
 def test_super_digest_matches_kazoos_digest():
@@ -30,7 +31,7 @@ def test_differential_reports_a_target_that_writes_other_data(zookeeper, referen
     def other_data(op):
         if op.kind == "set":
             args = tuple((k, v + b"!" if k == "data" else v) for k, v in op.args)
-            return differential.Op(op.kind, op.slot, args)
+            return Op(op.kind, op.slot, args)
         return op
 
     with pytest.raises(differential.DifferentialMismatch) as failure:
@@ -44,7 +45,7 @@ def test_differential_reports_a_target_that_forgets_watches(zookeeper, reference
     def no_watches(op):
         if op.arg("watch"):
             args = tuple((k, False if k == "watch" else v) for k, v in op.args)
-            return differential.Op(op.kind, op.slot, args)
+            return Op(op.kind, op.slot, args)
         return op
 
     with pytest.raises(differential.DifferentialMismatch) as failure:
@@ -53,9 +54,7 @@ def test_differential_reports_a_target_that_forgets_watches(zookeeper, reference
 
 
 def step(reference_events, target_events, reference="ok", target="ok"):
-    return differential.Step(
-        1, differential.Op("get", 0), reference, target, reference_events, target_events
-    )
+    return differential.Step(1, Op("get", 0), reference, target, reference_events, target_events)
 
 
 def test_compare_step_reports_wrong_results_and_events():
