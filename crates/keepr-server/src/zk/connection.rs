@@ -26,8 +26,7 @@ use keepr_wire::frame::write_frame;
 use keepr_wire::jute::Jute;
 use keepr_wire::request::{Request, RequestBody};
 use keepr_wire::{ConnectRequest, ConnectResponse, ErrorCode, Id, ReplyHeader, WatcherEvent};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -127,8 +126,8 @@ fn poll_head(pipeline: &mut VecDeque<Pending>, cx: &mut Context<'_>) -> Poll<Hea
 pub struct Connection {
     backend: Arc<dyn Backend>,
     id: WatcherId,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
     decoder: ConnDecoder,
     out: BytesMut,
     auth: Vec<Id>,
@@ -145,6 +144,25 @@ pub struct Connection {
 pub async fn serve(backend: Arc<dyn Backend>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
+    serve_halves(backend, Box::new(reader), Box::new(writer), peer).await
+}
+
+/// Serves a client over any byte stream until it closes: an in-memory pipe in unit tests
+/// and the fuzzer. `peer` is the address the client's `ip` identity and `cons` report.
+pub async fn serve_stream<S>(backend: Arc<dyn Backend>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    serve_halves(backend, Box::new(reader), Box::new(writer), peer).await
+}
+
+async fn serve_halves(
+    backend: Arc<dyn Backend>,
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
+    peer: SocketAddr,
+) {
     let shared = backend.shared().clone();
     let id = shared.next_conn_id();
     let (signals_tx, signals) = mpsc::unbounded_channel();
