@@ -229,7 +229,7 @@ def _start_zookeeper_once() -> Server:
 
 
 def start_keepr(binary: str) -> Server:
-    """A one-member keepr cluster, configured like the ZooKeeper above (super digest)."""
+    """A one-member keepr cluster, configured like the ZooKeeper above."""
     return _start_with_retries(lambda: _start_keepr_once(binary))
 
 
@@ -257,6 +257,12 @@ def _start_keepr_once(binary: str) -> Server:
         f"1=127.0.0.1:{peer}",
         "--super-digest",
         digest(SUPER_USER, SUPER_PASSWORD),
+        # Configured like the ZooKeeper above: every four-letter word (kazoo's server_version
+        # reads `envi`), and a one-second container/TTL sweep.
+        "--four-letter-words",
+        "*",
+        "--reap-interval-ms",
+        str(CONTAINER_CHECK_MS),
     ]
     log_path = work_dir / "server.log"
     server = Server(
