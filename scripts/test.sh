@@ -10,8 +10,9 @@ mkdir -p "$CARGO_TARGET_DIR"
 
 # --- system packages -------------------------------------------------------------------------
 # zookeeper: the reference server and zkCli for differential and golden-byte tests.
-# python3-kazoo: a real Python client (for /usr/bin/python3, Debian's interpreter).
-apt_packages=(zookeeper python3-kazoo)
+# python3-kazoo: a real Python client (for /usr/bin/python3, Debian's interpreter);
+# python3-pytest(-timeout) runs the client suites in tests/python.
+apt_packages=(zookeeper python3-kazoo python3-pytest python3-pytest-timeout)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,4 +33,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== real clients against keepr and ZooKeeper (tests/python)"
+cargo build --locked -p keepr
+(cd tests/python && KEEPR_BIN="$CARGO_TARGET_DIR/debug/keepr" /usr/bin/python3 -m pytest -q)
 echo "== all tests passed"

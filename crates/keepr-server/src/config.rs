@@ -62,6 +62,9 @@ pub struct Config {
     pub max_frame: usize,
     /// Snapshot after this many log entries since the last one.
     pub snapshot_every: u64,
+    /// Mixed into the cluster id of a statically bootstrapped ensemble, so that two
+    /// ensembles with the same member list do not take each other's members.
+    pub cluster_token: String,
     /// How often the leader looks for empty containers and expired TTL nodes to delete
     /// (ZooKeeper's `znode.container.checkIntervalMs`).
     pub reap_interval: Duration,
@@ -90,6 +93,7 @@ impl Config {
                 .collect(),
             max_frame: DEFAULT_MAX_FRAME,
             snapshot_every: 100_000,
+            cluster_token: "keepr".into(),
             reap_interval: Duration::from_secs(60),
         }
     }

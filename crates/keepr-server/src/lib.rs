@@ -5,13 +5,17 @@
 //!   the network between members; the log itself is `keepr-log`.
 //! - [`state`]: what the state machine and client connections share (tree, watches).
 //! - [`zk`]: the ZooKeeper protocol listener.
+//! - [`peer`]: the transport between members (Raft RPCs, forwarded writes, session reports).
+//! - [`identity`]: which node and cluster a data directory belongs to.
 //! - [`sessions`]: session liveness and expiry.
 //! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
 
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod member;
 pub mod metrics;
+pub mod peer;
 pub mod raft;
 pub mod sessions;
 pub mod state;

@@ -10,7 +10,6 @@ use futures::FutureExt;
 use keepr_log::{LogConfig, LogStore};
 use keepr_tree::{Command, Tree, TreeConfig, TxnOp};
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::impls::ProgressResponder;
 use openraft::ServerState;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,11 +17,14 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::http::MemberStatus;
+use crate::identity;
 use crate::metrics::{Metrics, Snapshot as MetricsSnapshot};
-use crate::raft::network::Network;
+use crate::peer::client::{Network, PeerChannels};
+use crate::peer::forward::{self, InFlight, Proposal};
+use crate::peer::service::PeerService;
 use crate::raft::snapshot_store::SnapshotStore;
 use crate::raft::state_machine::StateMachine;
-use crate::raft::types::{LogCommand, MemberNode, TypeConfig};
+use crate::raft::types::{MemberNode, TypeConfig};
 use crate::sessions::{SessionIds, SessionTracker};
 use crate::state::{CloseReason, ConnSignal, Shared};
 use crate::zk::backend::{Applied, Backend, Mode, ProposeError, ZkSettings};
@@ -44,6 +46,10 @@ pub enum StartError {
     Snapshots(std::io::Error),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("identity: {0}")]
+    Identity(#[from] identity::IdentityError),
+    #[error("peer transport: {0}")]
+    Peer(String),
     #[error("binding {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -52,26 +58,16 @@ pub enum StartError {
     },
 }
 
-type Proposal = (
-    Command,
-    oneshot::Sender<
-        Result<
-            openraft::type_config::alias::OneshotReceiverOf<
-                TypeConfig,
-                openraft::raft::ClientWriteResult<TypeConfig>,
-            >,
-            ProposeError,
-        >,
-    >,
-);
-
 pub struct Inner {
     pub config: Config,
+    pub cluster_id: String,
     settings: ZkSettings,
     pub shared: Arc<Shared>,
     pub raft: Raft,
+    pub snapshots: SnapshotStore,
+    channels: PeerChannels,
     proposals: mpsc::UnboundedSender<Proposal>,
-    sessions: SessionTracker,
+    pub sessions: SessionTracker,
     session_ids: SessionIds,
 }
 
@@ -82,9 +78,11 @@ pub struct Member {
     tasks: JoinSet<()>,
     pub zk_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
 }
 
-fn now_ms() -> i64 {
+/// The wall clock in milliseconds: the time the leader stamps on commands.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -108,6 +106,11 @@ impl Member {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        let identity = identity::load_or_create(&config.data_dir, config.id, || {
+            identity::cluster_id_for(&config.cluster_token, &config.initial_members)
+        })?;
+        tracing::info!(cluster = %identity.cluster_id, "identity");
+        let channels = PeerChannels::new(&identity.cluster_id).map_err(StartError::Peer)?;
         let metrics = Arc::new(Metrics::new());
         let tree_config = TreeConfig::default();
         let shared = Arc::new(Shared::new(
@@ -118,7 +121,7 @@ impl Member {
         let log = LogStore::<TypeConfig>::open(config.data_dir.join("log"), LogConfig::default())?;
         let snapshots = SnapshotStore::open(config.data_dir.join("snapshots"))
             .map_err(StartError::Snapshots)?;
-        let sm = StateMachine::new(shared.clone(), snapshots, tree_config);
+        let sm = StateMachine::new(shared.clone(), snapshots.clone(), tree_config);
 
         let raft_config = openraft::Config {
             cluster_name: "keepr".into(),
@@ -138,26 +141,13 @@ impl Member {
                 .validate()
                 .map_err(|e| StartError::Raft(e.to_string()))?,
         );
-        let raft = Raft::new(config.id, raft_config, Network, log, sm)
+        let network = Network {
+            channels: channels.clone(),
+        };
+        // Build first, run once the peer listener is up: other members' calls must find it.
+        let raft = Raft::build(config.id, raft_config, network, log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
-        if !initialized && !config.initial_members.is_empty() {
-            let members: std::collections::BTreeMap<u64, MemberNode> = config
-                .initial_members
-                .iter()
-                .map(|(id, addr)| (*id, MemberNode { peer: addr.clone() }))
-                .collect();
-            tracing::info!(?members, "bootstrapping a new ensemble");
-            if let Err(e) = raft.initialize(members).await {
-                // Another member may have initialized the same ensemble first.
-                tracing::info!(error = %e, "initialize not applied");
-            }
-        }
 
         let settings = ZkSettings {
             node_id: config.id,
@@ -177,9 +167,45 @@ impl Member {
             settings,
             shared: shared.clone(),
             raft: raft.clone(),
+            snapshots,
+            channels: channels.clone(),
             proposals: ptx,
+            cluster_id: identity.cluster_id.clone(),
             config: config.clone(),
         });
+
+        let peer_listener = bind("peer", &config.peer_addr).await?;
+        let peer_addr = peer_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                what: "peer",
+                addr: config.peer_addr.clone(),
+                source,
+            })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        {
+            let service =
+                keepr_proto::peer::peer_server::PeerServer::new(PeerService::new(inner.clone()))
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX);
+            let mut rx = shutdown_rx.clone();
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
+            tasks.spawn(async move {
+                let result = tonic::transport::Server::builder()
+                    .tcp_nodelay(true)
+                    .initial_stream_window_size(Some(4 << 20))
+                    .initial_connection_window_size(Some(16 << 20))
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, async move { stopped(&mut rx).await })
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "peer server failed");
+                }
+            });
+        }
+        raft.run();
+        Self::bootstrap(&raft, &config).await?;
 
         let zk_listener = bind("zk", &config.zk_addr).await?;
         let http_listener = bind("http", &config.http_addr).await?;
@@ -198,9 +224,7 @@ impl Member {
                 source,
             })?;
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        tasks.spawn(proposer(raft.clone(), prx));
+        tasks.spawn(forward::proposer(raft.clone(), config.id, channels, prx));
         tasks.spawn(accept_loop(inner.clone(), zk_listener, shutdown_rx.clone()));
         {
             let status: Arc<dyn MemberStatus> = inner.clone();
@@ -214,14 +238,40 @@ impl Member {
             });
         }
         tasks.spawn(leader_chores(inner.clone(), shutdown_rx.clone()));
-        tracing::info!(id = config.id, %zk_addr, %http_addr, "member started");
+        tasks.spawn(report_sessions(inner.clone(), shutdown_rx.clone()));
+        tracing::info!(id = config.id, %zk_addr, %http_addr, %peer_addr, "member started");
         Ok(Member {
             inner,
             shutdown,
             tasks,
             zk_addr,
             http_addr,
+            peer_addr,
         })
+    }
+
+    /// Static bootstrap: a member with an empty log that is listed in `--initial-members`
+    /// initializes Raft with that membership. Every member does it with the same list, which
+    /// openraft allows; the first election then forms one cluster.
+    async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), StartError> {
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if initialized || config.initial_members.is_empty() {
+            return Ok(());
+        }
+        let members: std::collections::BTreeMap<u64, MemberNode> = config
+            .initial_members
+            .iter()
+            .map(|(id, addr)| (*id, MemberNode { peer: addr.clone() }))
+            .collect();
+        tracing::info!(?members, "bootstrapping a new ensemble");
+        if let Err(e) = raft.initialize(members).await {
+            // Another member's vote or log reached us first: the ensemble is forming anyway.
+            tracing::info!(error = %e, "initialize not applied");
+        }
+        Ok(())
     }
 
     pub fn inner(&self) -> &Arc<Inner> {
@@ -242,24 +292,6 @@ impl Member {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         tracing::info!("member stopped");
-    }
-}
-
-/// Feeds proposals to Raft one at a time, in the order they were queued, so the writes of
-/// one session are appended in the order the session sent them. The leader's clock stamps
-/// each command here.
-async fn proposer(raft: Raft, mut rx: mpsc::UnboundedReceiver<Proposal>) {
-    while let Some((mut cmd, reply)) = rx.recv().await {
-        cmd.time = now_ms();
-        let (responder, result) = ProgressResponder::complete_only();
-        match raft.write(LogCommand(cmd)).responder(responder).await {
-            Ok(()) => {
-                let _ = reply.send(Ok(result));
-            }
-            Err(fatal) => {
-                let _ = reply.send(Err(ProposeError::Unknown(fatal.to_string())));
-            }
-        }
     }
 }
 
@@ -352,6 +384,69 @@ async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// On a follower: tells the leader which sessions this member's clients were heard from,
+/// twice a tick, so the leader (which alone expires sessions) sees them alive.
+async fn report_sessions(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut interval =
+        tokio::time::interval((inner.config.tick / 2).max(Duration::from_millis(50)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = interval.tick() => {}
+        }
+        let touched = inner.sessions.take_touched();
+        let leader = inner.raft.metrics().borrow_watched().current_leader;
+        let Some(leader) = leader.filter(|l| *l != inner.config.id) else {
+            continue;
+        };
+        if touched.is_empty() {
+            continue;
+        }
+        let Some(addr) = inner.peer_addr_of(leader) else {
+            continue;
+        };
+        let Ok(mut client) = inner.channels.client(&addr) else {
+            continue;
+        };
+        let touches = keepr_proto::peer::SessionTouches {
+            touches: touched
+                .into_iter()
+                .map(|(session, timeout_ms)| keepr_proto::peer::SessionTouch {
+                    session,
+                    timeout_ms,
+                })
+                .collect(),
+        };
+        if let Err(e) = client.touch_sessions(touches).await {
+            tracing::debug!(error = %e, leader, "session report failed");
+        }
+    }
+}
+
+impl Inner {
+    pub fn peer_addr_of(&self, node: u64) -> Option<String> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&node)
+            .map(|n| n.peer.clone())
+    }
+
+    /// On the leader: an index that covers every write committed before this call, after
+    /// confirming with a quorum that this member still leads.
+    pub async fn leader_read_index(&self) -> Result<u64, ProposeError> {
+        let (read, _applied) = self
+            .raft
+            .get_read_log_id(openraft::raft::ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| ProposeError::Unknown(e.to_string()))?;
+        Ok(read.log_id().index)
+    }
+}
+
 impl Backend for Inner {
     fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -393,40 +488,54 @@ impl Backend for Inner {
     fn propose(&self, cmd: Command) -> BoxFuture<'static, Result<Applied, ProposeError>> {
         let (tx, rx) = oneshot::channel();
         let queued = self.proposals.send((cmd, tx)).is_ok();
+        let shared = self.shared.clone();
         async move {
             if !queued {
                 return Err(ProposeError::Unknown("member is shutting down".into()));
             }
-            let result_rx = rx
+            let in_flight = rx
                 .await
                 .map_err(|_| ProposeError::Unknown("member is shutting down".into()))??;
-            match result_rx.await {
-                Ok(Ok(resp)) => Ok(Applied {
-                    index: resp.log_id.index,
-                    reply: resp.data,
-                }),
-                Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_))) => {
-                    Err(ProposeError::NoLeader)
-                }
-                Ok(Err(e)) => Err(ProposeError::Unknown(e.to_string())),
-                Err(_) => Err(ProposeError::Unknown("raft dropped the write".into())),
+            let forwarded = matches!(in_flight, InFlight::Forwarded(_));
+            let applied = in_flight.outcome().await?;
+            if forwarded {
+                // Answer only once this member shows the write (and has queued its events).
+                shared.wait_applied(applied.index).await;
             }
+            Ok(applied)
         }
         .boxed()
     }
 
     fn sync(&self) -> BoxFuture<'static, Result<(), ProposeError>> {
-        let committed = self
-            .raft
-            .metrics()
-            .borrow_watched()
-            .local_committed
-            .as_ref()
-            .map(|l| l.index)
-            .unwrap_or(0);
         let shared = self.shared.clone();
+        let leader = self.raft.metrics().borrow_watched().current_leader;
+        let me = self.config.id;
+        let raft = self.raft.clone();
+        let target = leader
+            .filter(|l| *l != me)
+            .and_then(|l| self.peer_addr_of(l))
+            .map(|addr| self.channels.client(&addr));
         async move {
-            shared.wait_applied(committed).await;
+            let index = match (leader, target) {
+                (Some(l), _) if l == me => {
+                    let (read, _) = raft
+                        .get_read_log_id(openraft::raft::ReadPolicy::ReadIndex)
+                        .await
+                        .map_err(|e| ProposeError::Unknown(e.to_string()))?;
+                    read.log_id().index
+                }
+                (Some(_), Some(Ok(mut client))) => {
+                    client
+                        .read_index(keepr_proto::peer::ReadIndexRequest {})
+                        .await
+                        .map_err(|s| ProposeError::Unknown(s.message().to_string()))?
+                        .into_inner()
+                        .index
+                }
+                _ => return Err(ProposeError::NoLeader),
+            };
+            shared.wait_applied(index).await;
             Ok(())
         }
         .boxed()

@@ -29,6 +29,8 @@ pub struct SessionTracker {
     tick: Duration,
     origin: Instant,
     sessions: Mutex<HashMap<i64, Entry>>,
+    /// Sessions touched since the last report to the leader (followers send these).
+    touched: Mutex<HashMap<i64, i32>>,
 }
 
 impl SessionTracker {
@@ -37,6 +39,7 @@ impl SessionTracker {
             tick: tick.max(Duration::from_millis(1)),
             origin: now,
             sessions: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
         }
     }
 
@@ -48,7 +51,21 @@ impl SessionTracker {
         self.origin + Duration::from_nanos(rounded.min(u64::MAX as u128) as u64)
     }
 
-    /// The client was heard from.
+    /// A client of this member was heard from: tracked here, and remembered for the next
+    /// report to the leader.
+    pub fn touch_local(&self, session: i64, timeout_ms: i32, now: Instant) {
+        self.touched.lock().insert(session, timeout_ms);
+        self.touch(session, timeout_ms, now);
+    }
+
+    /// Sessions touched by local clients since the last call.
+    pub fn take_touched(&self) -> Vec<(i64, i32)> {
+        let mut v: Vec<(i64, i32)> = self.touched.lock().drain().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The client was heard from (here or, reported by a follower, elsewhere).
     pub fn touch(&self, session: i64, timeout_ms: i32, now: Instant) {
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
         let deadline = self.deadline(now, timeout);
@@ -200,6 +217,17 @@ mod tests {
         t.reconcile(&[(2, 4000)], t0);
         assert_eq!(t.len(), 1);
         assert_eq!(t.take_expired(t0 + Duration::from_secs(10)), vec![2]);
+    }
+
+    #[test]
+    fn local_touches_are_reported_once() {
+        let t0 = Instant::now();
+        let t = SessionTracker::new(TICK, t0);
+        t.touch_local(5, 4000, t0);
+        t.touch_local(5, 4000, t0);
+        t.touch(6, 4000, t0);
+        assert_eq!(t.take_touched(), vec![(5, 4000)]);
+        assert!(t.take_touched().is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The `keepr` command: run a member, and tools around it.
 
+mod bench;
 mod server;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -18,12 +20,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one ensemble member.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
+    /// Drive a ZooKeeper-protocol ensemble (keepr or Apache ZooKeeper) with load.
+    Bench(bench::BenchArgs),
+    /// Run a local ensemble of separate server processes on 127.0.0.1.
+    Up(up::UpArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
+        Command::Up(args) => up::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -54,6 +54,10 @@ pub struct ServerArgs {
     /// Take a snapshot after this many log entries.
     #[arg(long, env = "KEEPR_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub snapshot_every: u64,
+    /// Mixed into the cluster id when bootstrapping, so ensembles with the same member list
+    /// stay apart.
+    #[arg(long, env = "KEEPR_CLUSTER_TOKEN", default_value = "keepr")]
+    pub cluster_token: String,
     /// How often the leader deletes empty containers and expired TTL nodes, ms.
     #[arg(long, env = "KEEPR_REAP_INTERVAL_MS", default_value_t = 60_000)]
     pub reap_interval_ms: u64,
@@ -89,6 +93,7 @@ impl ServerArgs {
         c.max_frame = self.max_frame;
         c.snapshot_every = self.snapshot_every;
         c.reap_interval = Duration::from_millis(self.reap_interval_ms);
+        c.cluster_token = self.cluster_token.clone();
         c.validate()?;
         Ok(c)
     }
@@ -123,7 +128,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

@@ -1,6 +1,6 @@
-//! Raft glue: the type configuration, the state machine, snapshot files and the network.
+//! Raft glue: the type configuration, the state machine and snapshot files (the network is
+//! in `crate::peer`).
 
-pub mod network;
 pub mod snapshot_store;
 pub mod state_machine;
 pub mod types;

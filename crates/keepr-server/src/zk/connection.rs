@@ -300,7 +300,7 @@ impl Connection {
         self.info.set_session(session, timeout);
         self.backend
             .sessions()
-            .touch(session, timeout, Instant::now());
+            .touch_local(session, timeout, Instant::now());
         {
             let mut w = shared.watches.lock();
             w.register_conn(self.id, self.signals_tx.clone(), self.info.clone());
@@ -407,7 +407,7 @@ impl Connection {
         self.info.received();
         self.backend
             .sessions()
-            .touch(self.session, self.timeout_ms, Instant::now());
+            .touch_local(self.session, self.timeout_ms, Instant::now());
         let req = match inbound {
             Inbound::Request(req) => req,
             Inbound::Malformed { header } => {

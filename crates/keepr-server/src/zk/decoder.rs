@@ -173,7 +173,9 @@ mod tests {
             }),
         ));
         d.feed(&bytes);
-        assert!(matches!(d.next_inbound(), Ok(Some(Inbound::Connect(c))) if c.read_only == Some(false)));
+        assert!(
+            matches!(d.next_inbound(), Ok(Some(Inbound::Connect(c))) if c.read_only == Some(false))
+        );
         assert_eq!(
             d.next_inbound(),
             Ok(None),

@@ -1,0 +1,15 @@
+//! Compiles `proto/*.proto`. protoc comes from the `protoc-bin-vendored` crate unless
+//! `PROTOC` names one, so a fresh machine builds without installing anything.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("PROTOC").is_none() {
+        // SAFETY: build scripts are single-threaded; nothing else reads the environment now.
+        unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    }
+    let protos = ["../../proto/peer.proto"];
+    for p in protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    tonic_prost_build::configure().compile_protos(&protos, &["../../proto"])?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! keepr's gRPC services, generated from `proto/`.
+
+/// Traffic between members (`proto/peer.proto`).
+pub mod peer {
+    tonic::include_proto!("keepr.peer.v1");
+}

@@ -1,0 +1,254 @@
+//! The answering side of the peer transport: Raft RPCs handed to the local Raft, writes
+//! forwarded by followers proposed in order, sync read indexes and session liveness reports.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use keepr_proto::peer::peer_server::Peer;
+use keepr_proto::peer::{
+    ForwardReply, ForwardRequest, RaftMessage, ReadIndexReply, ReadIndexRequest, SessionTouches,
+    SnapshotChunk, TouchSessionsReply,
+};
+use keepr_tree::Command;
+use openraft::impls::ProgressResponder;
+use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderRequest, VoteRequest};
+use openraft::type_config::alias::VoteOf;
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::client::{decode, encode, CLUSTER_ID_HEADER};
+use crate::member::{now_ms, Inner};
+use crate::raft::snapshot_store::{self, SnapshotFile};
+use crate::raft::types::{LogCommand, Snapshot, SnapshotMeta, TypeConfig};
+
+pub struct PeerService {
+    inner: Arc<Inner>,
+}
+
+impl PeerService {
+    pub fn new(inner: Arc<Inner>) -> PeerService {
+        PeerService { inner }
+    }
+
+    /// Refuses calls from members of another cluster.
+    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let theirs = req
+            .metadata()
+            .get(CLUSTER_ID_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if theirs == Some(self.inner.cluster_id.as_str()) {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition(format!(
+                "cluster id mismatch: this member belongs to {}, the caller to {}",
+                self.inner.cluster_id,
+                theirs.unwrap_or("(none)")
+            )))
+        }
+    }
+}
+
+fn message<T: serde::Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
+    encode(v)
+        .map(|payload| Response::new(RaftMessage { payload }))
+        .map_err(Status::internal)
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check(&req)?;
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
+        let result = self
+            .inner
+            .raft
+            .append_entries(rpc)
+            .await
+            .map_err(|e| e.to_string());
+        message(&result)
+    }
+
+    async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check(&req)?;
+        let rpc: VoteRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
+        let result = self.inner.raft.vote(rpc).await.map_err(|e| e.to_string());
+        message(&result)
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check(&req)?;
+        let rpc: TransferLeaderRequest<TypeConfig> =
+            decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
+        let result = self
+            .inner
+            .raft
+            .handle_transfer_leader(rpc)
+            .await
+            .map_err(|e| e.to_string());
+        message(&result)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check(&req)?;
+        let mut chunks = req.into_inner();
+        let store = self.inner.snapshots.clone();
+        let path = store.temp_path("recv");
+        let mut header: Option<(VoteOf<TypeConfig>, SnapshotMeta)> = None;
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| Status::internal(format!("creating {}: {e}", path.display())))?;
+        let received = async {
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                if header.is_none() {
+                    header =
+                        Some(decode(&chunk.header).map_err(|e| {
+                            Status::invalid_argument(format!("snapshot header: {e}"))
+                        })?);
+                }
+                file.write_all(&chunk.data)
+                    .await
+                    .map_err(|e| Status::internal(format!("writing snapshot: {e}")))?;
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| Status::internal(format!("syncing snapshot: {e}")))?;
+            Ok::<_, Status>(())
+        }
+        .await;
+        let cleanup = |path: &std::path::Path| {
+            let _ = std::fs::remove_file(path);
+        };
+        if let Err(e) = received {
+            cleanup(&path);
+            return Err(e);
+        }
+        let Some((vote, meta)) = header else {
+            cleanup(&path);
+            return Err(Status::invalid_argument("empty snapshot stream"));
+        };
+        // Check the whole file before letting Raft act on it.
+        let verify_path = path.clone();
+        let verified = tokio::task::spawn_blocking(move || snapshot_store::verify(&verify_path))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match verified {
+            Ok(file_meta) if file_meta.last_log_id == meta.last_log_id => {}
+            Ok(_) => {
+                cleanup(&path);
+                return Err(Status::invalid_argument(
+                    "snapshot file does not match its meta",
+                ));
+            }
+            Err(e) => {
+                cleanup(&path);
+                return Err(Status::invalid_argument(format!("damaged snapshot: {e}")));
+            }
+        }
+        let file = std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?;
+        let snapshot = Snapshot {
+            meta,
+            snapshot: SnapshotFile { path, file },
+        };
+        let result: Result<SnapshotResponse<TypeConfig>, String> = self
+            .inner
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| e.to_string());
+        message(&result)
+    }
+
+    type ForwardStream = BoxStream<ForwardReply>;
+
+    async fn forward(
+        &self,
+        req: Request<Streaming<ForwardRequest>>,
+    ) -> Result<Response<Self::ForwardStream>, Status> {
+        self.check(&req)?;
+        let mut inbound = req.into_inner();
+        let raft = self.inner.raft.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<ForwardReply, Status>>();
+        tokio::spawn(async move {
+            // Proposed strictly in arrival order: one session's writes keep their order.
+            while let Some(Ok(msg)) = inbound.next().await {
+                let seq = msg.seq;
+                let fail = move |error: String| ForwardReply {
+                    seq,
+                    error,
+                    ..ForwardReply::default()
+                };
+                let mut cmd = match Command::decode(msg.command.into()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Ok(fail(format!("undecodable command: {e}"))));
+                        continue;
+                    }
+                };
+                cmd.time = now_ms();
+                let (responder, result) = ProgressResponder::complete_only();
+                if let Err(e) = raft.write(LogCommand(cmd)).responder(responder).await {
+                    let _ = tx.send(Ok(fail(e.to_string())));
+                    continue;
+                }
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let reply = match result.await {
+                        Ok(Ok(resp)) => ForwardReply {
+                            seq,
+                            index: resp.log_id.index,
+                            err: resp.data.err,
+                            body: resp.data.body,
+                            error: String::new(),
+                        },
+                        Ok(Err(e)) => fail(e.to_string()),
+                        Err(_) => fail("write dropped".into()),
+                    };
+                    let _ = tx.send(Ok(reply));
+                });
+            }
+        });
+        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn read_index(
+        &self,
+        req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        self.check(&req)?;
+        let index = self
+            .inner
+            .leader_read_index()
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(ReadIndexReply { index }))
+    }
+
+    async fn touch_sessions(
+        &self,
+        req: Request<SessionTouches>,
+    ) -> Result<Response<TouchSessionsReply>, Status> {
+        self.check(&req)?;
+        let now = Instant::now();
+        for t in req.into_inner().touches {
+            self.inner.sessions.touch(t.session, t.timeout_ms, now);
+        }
+        Ok(Response::new(TouchSessionsReply {}))
+    }
+}
