@@ -75,6 +75,14 @@ enum Pending {
     },
     /// A read, executed when it reaches the head.
     Read { req: Request, started: Instant },
+    /// A write that arrived behind a read still waiting its turn: proposing it now could let
+    /// that read see it, so it is proposed once no read is ahead of it.
+    Unproposed {
+        xid: i32,
+        op: i32,
+        started: Instant,
+        cmd: Command,
+    },
 }
 
 enum Completed {
@@ -103,6 +111,8 @@ fn poll_head(pipeline: &mut VecDeque<Pending>, cx: &mut Context<'_>) -> Poll<Hea
             Some(Pending::Read { req, started }) => Poll::Ready(HeadOutcome::Read { req, started }),
             _ => Poll::Pending,
         },
+        // Proposed as soon as the reads ahead of it have run; never at the head unproposed.
+        Some(Pending::Unproposed { .. }) => Poll::Pending,
         Some(Pending::Waiting { fut, .. }) => {
             let result = match fut.poll_unpin(cx) {
                 Poll::Ready(r) => r,
@@ -497,15 +507,58 @@ impl Connection {
             auth: self.auth.clone(),
             op: txn,
         };
+        let read_ahead = self
+            .pipeline
+            .iter()
+            .any(|p| matches!(p, Pending::Read { .. }));
+        if read_ahead {
+            self.pipeline.push_back(Pending::Unproposed {
+                xid,
+                op,
+                started,
+                cmd,
+            });
+        } else {
+            let waiting = self.proposed(xid, op, started, cmd);
+            self.pipeline.push_back(waiting);
+        }
+        Ok(())
+    }
+
+    fn proposed(&self, xid: i32, op: i32, started: Instant, cmd: Command) -> Pending {
         let fut = self.backend.propose(cmd);
-        shared.metrics.proposals_in_flight.inc();
-        self.pipeline.push_back(Pending::Waiting {
+        self.backend.shared().metrics.proposals_in_flight.inc();
+        Pending::Waiting {
             xid,
             op,
             started,
             fut: fut.map(|r| r.map(Completed::Write)).boxed(),
-        });
-        Ok(())
+        }
+    }
+
+    /// Proposes, in order, the writes that no longer have a read ahead of them.
+    fn propose_unblocked(&mut self) {
+        for i in 0..self.pipeline.len() {
+            match &self.pipeline[i] {
+                Pending::Read { .. } => return,
+                Pending::Waiting { .. } => {}
+                Pending::Unproposed { .. } => {
+                    let placeholder = Pending::Read {
+                        req: Request::new(0, RequestBody::Ping),
+                        started: Instant::now(),
+                    };
+                    if let Pending::Unproposed {
+                        xid,
+                        op,
+                        started,
+                        cmd,
+                    } = std::mem::replace(&mut self.pipeline[i], placeholder)
+                    {
+                        self.pipeline[i] = self.proposed(xid, op, started, cmd);
+                    }
+                }
+            }
+        }
     }
 
     fn push_error(&mut self, xid: i32, op: i32, code: ErrorCode) -> Result<(), ConnError> {
@@ -576,6 +629,7 @@ impl Connection {
                 let op = req.header.op;
                 read::execute(self, &req);
                 self.record_latency(op, started);
+                self.propose_unblocked();
                 Ok(())
             }
             HeadOutcome::Done {

@@ -747,7 +747,6 @@ mod tests {
     /// ZooKeeper's FIFO client order: a read answers the state after the writes sent before
     /// it, not after writes the same client sent later.
     #[tokio::test]
-    #[ignore = "connection.rs proposes a write while an earlier read still waits in the pipeline, so the read can see it"]
     async fn pipelined_read_does_not_see_a_later_write_of_its_own_session() {
         let b = backend();
         let mut c = Client::open(&b);
