@@ -68,6 +68,8 @@ pub struct Metrics {
 
     // keepr's own.
     pub request_duration: HistogramVec,
+    /// `request_duration` children by opcode, resolved once instead of per request.
+    by_op: parking_lot::Mutex<std::collections::HashMap<i32, Histogram>>,
     pub proposals_in_flight: IntGauge,
 
     gauges: Gauges,
@@ -264,6 +266,7 @@ impl Metrics {
             readlatency: histogram(&r, "readlatency", "Read request latency, seconds"),
             updatelatency: histogram(&r, "updatelatency", "Write request latency, seconds"),
             request_duration,
+            by_op: parking_lot::Mutex::new(std::collections::HashMap::new()),
             proposals_in_flight: gauge(
                 &r,
                 "keepr_proposals_in_flight",
@@ -310,6 +313,15 @@ impl Metrics {
         // definitions rule out; an empty page is still a valid answer.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The latency histogram of one operation (`name` is its label).
+    pub fn request_histogram(&self, op: i32, name: &str) -> Histogram {
+        self.by_op
+            .lock()
+            .entry(op)
+            .or_insert_with(|| self.request_duration.with_label_values(&[name]))
+            .clone()
     }
 
     /// Milliseconds since this member started.

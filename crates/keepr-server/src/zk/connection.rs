@@ -147,6 +147,10 @@ pub struct Connection {
     signals: mpsc::UnboundedReceiver<ConnSignal>,
     pipeline: VecDeque<Pending>,
     info: Arc<ConnInfo>,
+    /// This connection's latency histograms, by opcode.
+    histograms: Vec<(i32, prometheus::Histogram)>,
+    /// When the session was last reported alive; reports are spaced (see `on_inbound`).
+    last_touch: Instant,
     registered: bool,
 }
 
@@ -193,6 +197,8 @@ async fn serve_halves(
         signals,
         pipeline: VecDeque::new(),
         info: Arc::new(ConnInfo::new(peer)),
+        histograms: Vec::new(),
+        last_touch: Instant::now(),
         registered: false,
     };
     shared.metrics.connection_request_count.inc();
@@ -415,9 +421,15 @@ impl Connection {
         let shared = self.backend.shared().clone();
         shared.metrics.packets_received.inc();
         self.info.received();
-        self.backend
-            .sessions()
-            .touch_local(self.session, self.timeout_ms, Instant::now());
+        // Liveness only needs to be fresh to well within a tick; reporting every request
+        // would put two shared locks on the hot path.
+        let now = Instant::now();
+        if now.duration_since(self.last_touch) >= self.backend.settings().tick / 8 {
+            self.last_touch = now;
+            self.backend
+                .sessions()
+                .touch_local(self.session, self.timeout_ms, now);
+        }
         let req = match inbound {
             Inbound::Request(req) => req,
             Inbound::Malformed { header } => {
@@ -678,17 +690,20 @@ impl Connection {
         }
     }
 
-    fn record_latency(&self, op: i32, started: Instant) {
+    fn record_latency(&mut self, op: i32, started: Instant) {
         let elapsed = started.elapsed();
         let shared = self.backend.shared();
         shared.stats.record_latency(elapsed);
         let secs = elapsed.as_secs_f64();
-        let name = op_name(op);
-        shared
-            .metrics
-            .request_duration
-            .with_label_values(&[name])
-            .observe(secs);
+        let histogram = match self.histograms.iter().find(|(o, _)| *o == op) {
+            Some((_, h)) => h,
+            None => {
+                let h = shared.metrics.request_histogram(op, op_name(op));
+                self.histograms.push((op, h));
+                &self.histograms[self.histograms.len() - 1].1
+            }
+        };
+        histogram.observe(secs);
         if is_write(op) {
             shared.metrics.updatelatency.observe(secs);
         } else {
@@ -735,8 +750,11 @@ impl Connection {
     pub(super) fn watcher_id(&self) -> WatcherId {
         self.id
     }
-    pub(super) fn auth(&self) -> &[Id] {
-        &self.auth
+    pub(super) fn take_auth(&mut self) -> Vec<Id> {
+        std::mem::take(&mut self.auth)
+    }
+    pub(super) fn restore_auth(&mut self, auth: Vec<Id>) {
+        self.auth = auth;
     }
     pub(super) fn session(&self) -> i64 {
         self.session

@@ -22,6 +22,14 @@ use super::reply;
 /// Executes a read-side request and appends its reply (and, for setWatches, the events it
 /// fires) to the connection's output.
 pub(super) fn execute(conn: &mut Connection, req: &Request) {
+    // The identities are taken for the duration of the read (the reply is written through
+    // `conn`) and put back: cheaper than cloning them on every read.
+    let auth = conn.take_auth();
+    execute_as(conn, req, &auth);
+    conn.restore_auth(auth);
+}
+
+fn execute_as(conn: &mut Connection, req: &Request, auth: &[keepr_wire::Id]) {
     let backend = conn.backend().clone();
     let shared = backend.shared().clone();
     let watcher = conn.watcher_id();
@@ -29,7 +37,6 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
     let st = shared.tree.read();
     let zxid = st.applied_index() as i64;
     let tree = &st.tree;
-    let auth = conn.auth().to_vec();
     let out_err = |conn: &mut Connection, code: ErrorCode| {
         let h = ReplyHeader {
             xid,
@@ -48,7 +55,7 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
             conn.count_sent();
         }
         RequestBody::Exists(r) => {
-            let result = tree.exists(&r.path, &auth);
+            let result = tree.exists(&r.path, auth);
             if r.watch {
                 watch_after(
                     &shared,
@@ -70,7 +77,7 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
             }
         }
         RequestBody::GetData(r) => {
-            let result = tree.get_data(&r.path, &auth);
+            let result = tree.get_data(&r.path, auth);
             if r.watch {
                 watch_after(
                     &shared,
@@ -93,7 +100,7 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
             }
         }
         RequestBody::GetChildren(r) => {
-            let result = tree.get_children(&r.path, &auth);
+            let result = tree.get_children(&r.path, auth);
             if r.watch {
                 watch_after(
                     &shared,
@@ -115,7 +122,7 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
             }
         }
         RequestBody::GetChildren2(r) => {
-            let result = tree.get_children2(&r.path, &auth);
+            let result = tree.get_children2(&r.path, auth);
             if r.watch {
                 watch_after(
                     &shared,
@@ -137,7 +144,7 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
                 Err(code) => out_err(conn, code),
             }
         }
-        RequestBody::GetAcl(r) => match tree.get_acl(&r.path, &auth) {
+        RequestBody::GetAcl(r) => match tree.get_acl(&r.path, auth) {
             Ok((acl, stat)) => {
                 write_frame(conn.out(), |w| {
                     ok.write(w);
@@ -147,18 +154,16 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
             }
             Err(code) => out_err(conn, code),
         },
-        RequestBody::GetAllChildrenNumber(r) => {
-            match tree.get_all_children_number(&r.path, &auth) {
-                Ok(total_number) => {
-                    write_frame(conn.out(), |w| {
-                        ok.write(w);
-                        GetAllChildrenNumberResponse { total_number }.write(w);
-                    });
-                    conn.count_sent();
-                }
-                Err(code) => out_err(conn, code),
+        RequestBody::GetAllChildrenNumber(r) => match tree.get_all_children_number(&r.path, auth) {
+            Ok(total_number) => {
+                write_frame(conn.out(), |w| {
+                    ok.write(w);
+                    GetAllChildrenNumberResponse { total_number }.write(w);
+                });
+                conn.count_sent();
             }
-        }
+            Err(code) => out_err(conn, code),
+        },
         RequestBody::GetEphemerals(r) => {
             let ephemerals = tree.get_ephemerals(conn.session(), &r.prefix_path);
             write_frame(conn.out(), |w| {
@@ -178,7 +183,7 @@ pub(super) fn execute(conn: &mut Connection, req: &Request) {
                     }
                 })
                 .collect();
-            let results = tree.multi_read(&ops, &auth);
+            let results = tree.multi_read(&ops, auth);
             let body = MultiResponse {
                 results: results.iter().map(reply::multi_read_result).collect(),
             };
