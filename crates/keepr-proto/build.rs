@@ -6,7 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // SAFETY: build scripts are single-threaded; nothing else reads the environment now.
         unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
     }
-    let protos = ["../../proto/peer.proto"];
+    let protos = ["../../proto/peer.proto", "../../proto/admin.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

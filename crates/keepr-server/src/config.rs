@@ -31,6 +31,10 @@ pub enum ConfigError {
     BadSuperDigest(String),
     #[error("unknown four-letter word {0:?}; known: {known}", known = ALL_FOUR_LETTER_WORDS.join(","))]
     UnknownFourLetterWord(String),
+    #[error("--join and --initial-members exclude each other: join an existing ensemble, or bootstrap a new one")]
+    JoinAndBootstrap,
+    #[error("give --initial-members to bootstrap an ensemble or --join to join one")]
+    NoMembers,
     #[error("node id must be between 1 and 254 (ZooKeeper's server id range), got {0}")]
     BadNodeId(u64),
     #[error("session timeout bounds: min {min:?} must not exceed max {max:?}")]
@@ -62,6 +66,12 @@ pub struct Config {
     pub max_frame: usize,
     /// Snapshot after this many log entries since the last one.
     pub snapshot_every: u64,
+    /// Peer addresses of members of an existing ensemble to announce this member to, instead
+    /// of bootstrapping one (`--join`); the member waits to be added.
+    pub join: Vec<String>,
+    /// The peer address other members reach this one at, when it differs from the listen
+    /// address (default: this member's entry in `initial_members`, else `peer_addr`).
+    pub advertise_peer: Option<String>,
     /// Mixed into the cluster id of a statically bootstrapped ensemble, so that two
     /// ensembles with the same member list do not take each other's members.
     pub cluster_token: String,
@@ -93,6 +103,8 @@ impl Config {
                 .collect(),
             max_frame: DEFAULT_MAX_FRAME,
             snapshot_every: 100_000,
+            join: Vec::new(),
+            advertise_peer: None,
             cluster_token: "keepr".into(),
             reap_interval: Duration::from_secs(60),
         }
@@ -102,6 +114,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.id == 0 || self.id > 254 {
             return Err(ConfigError::BadNodeId(self.id));
+        }
+        if !self.join.is_empty() && !self.initial_members.is_empty() {
+            return Err(ConfigError::JoinAndBootstrap);
+        }
+        if self.join.is_empty() && self.initial_members.is_empty() {
+            return Err(ConfigError::NoMembers);
         }
         if !self.initial_members.is_empty() && !self.initial_members.contains_key(&self.id) {
             return Err(ConfigError::SelfNotListed(self.id));
@@ -121,6 +139,14 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The peer address this member tells others to use.
+    pub fn advertised_peer(&self) -> String {
+        self.advertise_peer
+            .clone()
+            .or_else(|| self.initial_members.get(&self.id).cloned())
+            .unwrap_or_else(|| self.peer_addr.clone())
     }
 
     /// Whether the 4lw whitelist lets `word` through (`*` enables all).

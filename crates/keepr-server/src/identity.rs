@@ -1,11 +1,18 @@
-//! Who a data directory belongs to: the node id it was created for and the cluster it
-//! joined, in `identity.json`.
+//! Who a data directory belongs to: the member ordinal it was created for, its incarnation
+//! and the cluster it joined, in `identity.json`.
 //!
-//! The cluster id is derived from the initial membership and a cluster token, like etcd's,
-//! so that every member of a statically bootstrapped ensemble computes the same id without
-//! talking first; it is written once and never recomputed, so later flags cannot change it.
-//! Peers put it on every call and refuse calls from another cluster, which keeps a member
-//! pointed at the wrong peers (or the wrong data directory) from joining their log.
+//! The Raft node id is `ordinal << 32 | incarnation`. The ordinal is the `--id` an operator
+//! gives (ZooKeeper's myid, a StatefulSet ordinal); the incarnation changes whenever a member
+//! starts on an empty directory that is not the first of its ensemble. So a member that lost
+//! its disk never answers to its old Raft id with different data (which could elect two
+//! leaders or lose committed entries); it waits to be added again and its old id is reported
+//! stale. Members of a statically bootstrapped ensemble all start at incarnation 0.
+//!
+//! The cluster id of a statically bootstrapped ensemble is derived from the initial
+//! membership and a cluster token, like etcd's, so every member computes the same id without
+//! talking first. A joining member has none until the leader first contacts it, and adopts
+//! that one. It is stored once and never recomputed. Peers put it on every call and refuse
+//! calls from another cluster.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,8 +24,56 @@ const FILE: &str = "identity.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    pub node_id: u64,
-    pub cluster_id: String,
+    pub ordinal: u64,
+    pub incarnation: u32,
+    /// `None` until a joining member is first contacted by its cluster's leader.
+    pub cluster_id: Option<String>,
+}
+
+impl Identity {
+    pub fn raft_id(&self) -> u64 {
+        raft_id(self.ordinal, self.incarnation)
+    }
+}
+
+/// The Raft node id of an ordinal's incarnation.
+pub fn raft_id(ordinal: u64, incarnation: u32) -> u64 {
+    (ordinal << 32) | incarnation as u64
+}
+
+/// The ordinal and incarnation of a Raft node id.
+pub fn split(raft_id: u64) -> (u64, u32) {
+    (raft_id >> 32, raft_id as u32)
+}
+
+/// How ids appear to people: the ordinal, plus the incarnation when it is not the first.
+pub fn display(raft_id: u64) -> String {
+    match split(raft_id) {
+        (o, 0) => o.to_string(),
+        (o, i) => format!("{o}.{i:08x}"),
+    }
+}
+
+/// Parses what [`display`] prints (or a raw Raft id).
+pub fn parse(s: &str) -> Option<u64> {
+    match s.split_once('.') {
+        Some((o, i)) => Some(raft_id(o.parse().ok()?, u32::from_str_radix(i, 16).ok()?)),
+        None => {
+            let n: u64 = s.parse().ok()?;
+            // Small numbers are ordinals of a first incarnation; big ones raw ids.
+            Some(if n <= 254 { raft_id(n, 0) } else { n })
+        }
+    }
+}
+
+/// A fresh incarnation number for a member that must not reuse its ordinal's old id.
+pub fn new_incarnation() -> u32 {
+    loop {
+        let i: u32 = rand::random();
+        if i != 0 {
+            return i;
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +89,9 @@ pub enum IdentityError {
         source: serde_json::Error,
     },
     #[error(
-        "data directory belongs to node {found}, not {wanted}; use that id or a new directory"
+        "data directory belongs to member {found}, not {wanted}; use that id or a new directory"
     )]
-    WrongNode { found: u64, wanted: u64 },
+    WrongMember { found: u64, wanted: u64 },
 }
 
 /// The cluster id an ensemble bootstrapped from `members` with `token` gets.
@@ -59,13 +114,9 @@ pub fn cluster_id_for(token: &str, members: &BTreeMap<u64, String>) -> String {
     format!("{h:016x}")
 }
 
-/// Reads the identity of `dir`, or writes one for a fresh directory. A directory holding
-/// another node's identity is refused.
-pub fn load_or_create(
-    dir: &Path,
-    node_id: u64,
-    fresh_cluster_id: impl FnOnce() -> String,
-) -> Result<Identity, IdentityError> {
+/// The identity stored in `dir`, if any, checked against the ordinal this member was
+/// started as.
+pub fn load(dir: &Path, ordinal: u64) -> Result<Option<Identity>, IdentityError> {
     let path = dir.join(FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -74,36 +125,35 @@ pub fn load_or_create(
                     path: path.clone(),
                     source,
                 })?;
-            if id.node_id != node_id {
-                return Err(IdentityError::WrongNode {
-                    found: id.node_id,
-                    wanted: node_id,
+            if id.ordinal != ordinal {
+                return Err(IdentityError::WrongMember {
+                    found: id.ordinal,
+                    wanted: ordinal,
                 });
             }
-            Ok(id)
+            Ok(Some(id))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = Identity {
-                node_id,
-                cluster_id: fresh_cluster_id(),
-            };
-            write_durably(dir, &path, &id).map_err(|source| IdentityError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(id)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(IdentityError::Io { path, source }),
     }
 }
 
-fn write_durably(dir: &Path, path: &Path, id: &Identity) -> std::io::Result<()> {
+/// Writes `id` to `dir` durably (temporary file, fsync, rename, directory fsync).
+pub fn save(dir: &Path, id: &Identity) -> Result<(), IdentityError> {
+    let path = dir.join(FILE);
+    let io = |source| IdentityError::Io {
+        path: path.clone(),
+        source,
+    };
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(id).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    let json = serde_json::to_vec_pretty(id).map_err(|e| io(std::io::Error::other(e)))?;
+    f.write_all(&json).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
 }
 
 #[cfg(test)]
@@ -120,24 +170,45 @@ mod tests {
     }
 
     #[test]
-    fn identity_is_written_once_and_then_kept() {
+    fn identity_is_kept_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let a = load_or_create(dir.path(), 3, || "c1".into()).unwrap();
-        let b = load_or_create(dir.path(), 3, || "c2".into()).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(b.cluster_id, "c1");
+        assert_eq!(load(dir.path(), 3).unwrap(), None);
+        let id = Identity {
+            ordinal: 3,
+            incarnation: 7,
+            cluster_id: Some("c1".into()),
+        };
+        save(dir.path(), &id).unwrap();
+        assert_eq!(load(dir.path(), 3).unwrap(), Some(id));
     }
 
     #[test]
-    fn directory_of_another_node_is_refused() {
+    fn directory_of_another_member_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        load_or_create(dir.path(), 1, || "c".into()).unwrap();
+        let id = Identity {
+            ordinal: 1,
+            incarnation: 0,
+            cluster_id: None,
+        };
+        save(dir.path(), &id).unwrap();
         assert!(matches!(
-            load_or_create(dir.path(), 2, || "c".into()),
-            Err(IdentityError::WrongNode {
+            load(dir.path(), 2),
+            Err(IdentityError::WrongMember {
                 found: 1,
                 wanted: 2
             })
         ));
+    }
+
+    #[test]
+    fn raft_ids_carry_ordinal_and_incarnation_and_print_readably() {
+        let id = raft_id(3, 0x1a2b);
+        assert_eq!(split(id), (3, 0x1a2b));
+        assert_eq!(display(raft_id(3, 0)), "3");
+        assert_eq!(display(id), "3.00001a2b");
+        assert_eq!(parse("3.00001a2b"), Some(id));
+        assert_eq!(parse("3"), Some(raft_id(3, 0)));
+        assert_eq!(parse(&id.to_string()), Some(id));
+        assert_eq!(parse("x"), None);
     }
 }

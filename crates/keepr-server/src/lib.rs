@@ -8,8 +8,10 @@
 //! - [`peer`]: the transport between members (Raft RPCs, forwarded writes, session reports).
 //! - [`identity`]: which node and cluster a data directory belongs to.
 //! - [`sessions`]: session liveness and expiry.
+//! - [`admin`]: the admin gRPC API (status, membership changes).
 //! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
 
+pub mod admin;
 pub mod config;
 pub mod http;
 pub mod identity;

@@ -33,6 +33,14 @@ pub struct ServerArgs {
     /// data directory holds a cluster.
     #[arg(long, env = "KEEPR_INITIAL_MEMBERS")]
     pub initial_members: Option<String>,
+    /// Join an existing ensemble instead of bootstrapping one: peer addresses of some of its
+    /// members ("HOST:PEERPORT,..."). The member announces itself and waits to be added
+    /// (`keepr members add`).
+    #[arg(long, env = "KEEPR_JOIN", conflicts_with = "initial_members")]
+    pub join: Option<String>,
+    /// The peer address other members use to reach this one, if not the listen address.
+    #[arg(long, env = "KEEPR_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
     /// "user:base64(sha1(user:password))": that user bypasses every ACL.
     #[arg(long, env = "KEEPR_SUPER_DIGEST")]
     pub super_digest: Option<String>,
@@ -73,10 +81,19 @@ impl ServerArgs {
         c.grpc_addr = self.grpc.clone();
         c.peer_addr = self.peer.clone();
         c.http_addr = self.http.clone();
-        c.initial_members = match &self.initial_members {
-            Some(m) => parse_members(m)?,
-            None => [(self.id, self.peer.clone())].into(),
+        c.initial_members = match (&self.initial_members, &self.join) {
+            (Some(m), _) => parse_members(m)?,
+            (None, Some(_)) => Default::default(),
+            (None, None) => [(self.id, self.peer.clone())].into(),
         };
+        c.join = self
+            .join
+            .iter()
+            .flat_map(|j| j.split(','))
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        c.advertise_peer = self.advertise_peer.clone();
         c.super_digest = self.super_digest.clone();
         c.tick = Duration::from_millis(self.tick_ms);
         c.min_session_timeout = self

@@ -36,15 +36,46 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 pub type Client = GrpcClient<InterceptedService<Channel, ClusterIdInterceptor>>;
 
+/// This member's cluster id, once known: a joining member learns it from the first call its
+/// cluster's leader makes.
+#[derive(Clone, Default)]
+pub struct ClusterIdCell(Arc<parking_lot::RwLock<Option<MetadataValue<tonic::metadata::Ascii>>>>);
+
+impl ClusterIdCell {
+    pub fn new(id: Option<&str>) -> Result<ClusterIdCell, String> {
+        let cell = ClusterIdCell::default();
+        if let Some(id) = id {
+            cell.set(id)?;
+        }
+        Ok(cell)
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .read()
+            .as_ref()
+            .and_then(|v| v.to_str().ok().map(str::to_string))
+    }
+
+    pub fn set(&self, id: &str) -> Result<(), String> {
+        let value = id
+            .parse()
+            .map_err(|_| format!("cluster id {id:?} is not a valid header value"))?;
+        *self.0.write() = Some(value);
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct ClusterIdInterceptor {
-    value: MetadataValue<tonic::metadata::Ascii>,
+    cluster: ClusterIdCell,
 }
 
 impl tonic::service::Interceptor for ClusterIdInterceptor {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut()
-            .insert(CLUSTER_ID_HEADER, self.value.clone());
+        if let Some(v) = self.cluster.0.read().as_ref() {
+            req.metadata_mut().insert(CLUSTER_ID_HEADER, v.clone());
+        }
         Ok(req)
     }
 }
@@ -57,18 +88,43 @@ pub struct PeerChannels {
 }
 
 impl PeerChannels {
-    pub fn new(cluster_id: &str) -> Result<PeerChannels, String> {
-        let value = cluster_id
-            .parse()
-            .map_err(|_| format!("cluster id {cluster_id:?} is not a valid header value"))?;
-        Ok(PeerChannels {
-            interceptor: ClusterIdInterceptor { value },
+    pub fn new(cluster: ClusterIdCell) -> PeerChannels {
+        PeerChannels {
+            interceptor: ClusterIdInterceptor { cluster },
             channels: Arc::new(Mutex::new(HashMap::new())),
-        })
+        }
+    }
+
+    /// An admin client for the member at peer address `addr`, over the shared connection.
+    pub fn admin_client(
+        &self,
+        addr: &str,
+    ) -> Result<
+        keepr_proto::admin::admin_client::AdminClient<
+            InterceptedService<Channel, ClusterIdInterceptor>,
+        >,
+        String,
+    > {
+        let channel = self.channel(addr)?;
+        Ok(
+            keepr_proto::admin::admin_client::AdminClient::with_interceptor(
+                channel,
+                self.interceptor.clone(),
+            ),
+        )
     }
 
     /// A client for `addr` (`host:port`), sharing one connection per address.
     pub fn client(&self, addr: &str) -> Result<Client, String> {
+        let channel = self.channel(addr)?;
+        Ok(
+            GrpcClient::with_interceptor(channel, self.interceptor.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        )
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
         let mut channels = self.channels.lock();
         let channel = match channels.get(addr) {
             Some(c) => c.clone(),
@@ -87,11 +143,7 @@ impl PeerChannels {
                 c
             }
         };
-        Ok(
-            GrpcClient::with_interceptor(channel, self.interceptor.clone())
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
-        )
+        Ok(channel)
     }
 }
 

@@ -8,10 +8,11 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use keepr_proto::peer::peer_server::Peer;
 use keepr_proto::peer::{
-    ForwardReply, ForwardRequest, RaftMessage, ReadIndexReply, ReadIndexRequest, SessionTouches,
-    SnapshotChunk, TouchSessionsReply,
+    ForwardReply, ForwardRequest, ProbeReply, ProbeRequest, RaftMessage, ReadIndexReply,
+    ReadIndexRequest, SessionTouches, SnapshotChunk, TouchSessionsReply,
 };
 use keepr_tree::Command;
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::ProgressResponder;
 use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderRequest, VoteRequest};
 use openraft::type_config::alias::VoteOf;
@@ -32,20 +33,24 @@ impl PeerService {
         PeerService { inner }
     }
 
-    /// Refuses calls from members of another cluster.
+    /// Refuses calls from members of another cluster. A member that has not joined any
+    /// cluster yet joins the caller's: only a leader that added it calls it.
     fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let theirs = req
             .metadata()
             .get(CLUSTER_ID_HEADER)
             .and_then(|v| v.to_str().ok());
-        if theirs == Some(self.inner.cluster_id.as_str()) {
-            Ok(())
-        } else {
-            Err(Status::failed_precondition(format!(
+        match (self.inner.cluster.get(), theirs) {
+            (Some(ours), Some(theirs)) if ours == theirs => Ok(()),
+            (None, Some(theirs)) => self
+                .inner
+                .adopt_cluster_id(theirs)
+                .map_err(|e| Status::internal(format!("adopting cluster id: {e}"))),
+            (ours, theirs) => Err(Status::failed_precondition(format!(
                 "cluster id mismatch: this member belongs to {}, the caller to {}",
-                self.inner.cluster_id,
+                ours.as_deref().unwrap_or("(none yet)"),
                 theirs.unwrap_or("(none)")
-            )))
+            ))),
         }
     }
 }
@@ -238,6 +243,37 @@ impl Peer for PeerService {
             .await
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(ReadIndexReply { index }))
+    }
+
+    async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeReply>, Status> {
+        let req = req.into_inner();
+        if req.id != 0 {
+            self.inner.record_announcement(req.id, req.peer_address);
+        }
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let never_replicated = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .filter(|(_, matched)| matched.is_none())
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let initialized = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some();
+        Ok(Response::new(ProbeReply {
+            id: self.inner.raft_id,
+            cluster_id: self.inner.cluster.get().unwrap_or_default(),
+            initialized,
+            leader: m.current_leader.unwrap_or(0),
+            never_replicated,
+        }))
     }
 
     async fn touch_sessions(

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -38,6 +38,23 @@ use crate::state::{CloseReason, ConnInfo, ConnSignal};
 
 /// Requests a connection may have in flight before it stops reading its socket.
 const MAX_PENDING: usize = 1000;
+
+/// Test-only planted bug, off unless the environment variable `KEEPR_TEST_FAULT` lists
+/// `sync-skips-read-index`: `sync` then answers at once instead of catching up with the
+/// leader's commit, so a read after it can be stale. The fault-injection suite
+/// (`tests/faults`) sets it to prove its linearizability checker catches such a bug; nothing
+/// else may set it.
+fn test_fault_sync_skips_read_index() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = std::env::var("KEEPR_TEST_FAULT")
+            .is_ok_and(|v| v.split(',').any(|f| f.trim() == "sync-skips-read-index"));
+        if on {
+            tracing::warn!("KEEPR_TEST_FAULT=sync-skips-read-index: sync is deliberately broken");
+        }
+        on
+    })
+}
 
 /// Why a connection ended (for logs).
 #[derive(Debug, thiserror::Error)]
@@ -475,7 +492,11 @@ impl Connection {
             }
             RequestBody::Sync(ref r) => {
                 let path = r.path.clone();
-                let fut = self.backend.sync();
+                let fut = if test_fault_sync_skips_read_index() {
+                    futures::future::ready(Ok(())).boxed()
+                } else {
+                    self.backend.sync()
+                };
                 self.pipeline.push_back(Pending::Waiting {
                     xid,
                     op,

@@ -1,0 +1,188 @@
+//! The member's background work: accepting clients, the leader's session expiry and
+//! container/TTL reaping, and followers' liveness reports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keepr_tree::{Command, TxnOp};
+use openraft::async_runtime::watch::WatchReceiver;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{now_ms, Inner};
+use crate::zk::backend::Backend;
+
+/// Resolves once shutdown was requested.
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+pub(super) async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let backend: Arc<dyn Backend> = inner;
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(crate::zk::connection::serve(backend.clone(), stream, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// While this member leads: expire sessions not heard from within their timeout, and
+/// delete empty containers and expired TTL nodes.
+pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let tick = inner.config.tick;
+    let mut interval = tokio::time::interval((tick / 4).max(Duration::from_millis(50)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = false;
+    let mut last_reap = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = interval.tick() => {}
+        }
+        let leader = inner.raft.is_leader();
+        if !leader {
+            was_leader = false;
+            continue;
+        }
+        let now = Instant::now();
+        let live = inner.shared.tree.read().tree.sessions();
+        inner.sessions.reconcile(&live, now);
+        if !was_leader {
+            // Nothing is known of recent activity: everyone gets a full timeout.
+            inner.sessions.reset_all(now);
+            was_leader = true;
+        }
+        for session in inner.sessions.take_expired(now) {
+            inner.shared.metrics.stale_sessions_expired.inc();
+            tracing::info!(session = format_args!("{session:#x}"), "session expired");
+            let cmd = Command {
+                zxid: 0,
+                time: 0,
+                session,
+                auth: Vec::new(),
+                op: TxnOp::CloseSession,
+            };
+            let fut = inner.propose(cmd);
+            let inner2 = inner.clone();
+            tokio::spawn(async move {
+                if fut.await.is_err() {
+                    inner2.sessions.close_failed(session);
+                }
+            });
+        }
+        if now.duration_since(last_reap) >= inner.config.reap_interval {
+            last_reap = now;
+            let paths = inner.shared.tree.read().tree.reapable(now_ms());
+            for path in paths {
+                let cmd = Command {
+                    zxid: 0,
+                    time: 0,
+                    session: 0,
+                    auth: Vec::new(),
+                    op: TxnOp::DeleteContainer { path },
+                };
+                drop(inner.propose(cmd));
+            }
+        }
+    }
+}
+
+/// On a follower: tells the leader which sessions this member's clients were heard from,
+/// twice a tick, so the leader (which alone expires sessions) sees them alive.
+pub(super) async fn report_sessions(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut interval =
+        tokio::time::interval((inner.config.tick / 2).max(Duration::from_millis(50)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = interval.tick() => {}
+        }
+        let touched = inner.sessions.take_touched();
+        let leader = inner.raft.metrics().borrow_watched().current_leader;
+        let Some(leader) = leader.filter(|l| *l != inner.raft_id) else {
+            continue;
+        };
+        if touched.is_empty() {
+            continue;
+        }
+        let Some(addr) = inner.peer_addr_of(leader) else {
+            continue;
+        };
+        let Ok(mut client) = inner.channels.client(&addr) else {
+            continue;
+        };
+        let touches = keepr_proto::peer::SessionTouches {
+            touches: touched
+                .into_iter()
+                .map(|(session, timeout_ms)| keepr_proto::peer::SessionTouch {
+                    session,
+                    timeout_ms,
+                })
+                .collect(),
+        };
+        if let Err(e) = client.touch_sessions(touches).await {
+            tracing::debug!(error = %e, leader, "session report failed");
+        }
+    }
+}
+
+/// Every member tells the others who it is, every two seconds: the Raft id and address it
+/// answers at. A member that lost its data and came back as a new incarnation, or a new
+/// member waiting to be added, shows up this way in `Status` (as a stale id to remove, or a
+/// candidate to add).
+pub(super) async fn announce(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(2));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = interval.tick() => {}
+        }
+        let mut targets: Vec<String> = inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != inner.raft_id)
+            .map(|(_, n)| n.peer.clone())
+            .collect();
+        targets.extend(inner.config.join.iter().cloned());
+        targets.extend(
+            inner
+                .config
+                .initial_members
+                .iter()
+                .filter(|(o, _)| **o != inner.config.id)
+                .map(|(_, a)| a.clone()),
+        );
+        targets.sort();
+        targets.dedup();
+        for addr in targets {
+            let Ok(mut client) = inner.channels.client(&addr) else {
+                continue;
+            };
+            let req = keepr_proto::peer::ProbeRequest {
+                id: inner.raft_id,
+                peer_address: inner.advertised_peer.clone(),
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.probe(req)).await;
+        }
+    }
+}
