@@ -83,11 +83,13 @@ pub enum ConnError {
 
 /// A request waiting for its turn to be answered.
 enum Pending {
-    /// A write or sync in flight.
+    /// A write or sync in flight (or an answer already known, e.g. an error).
     Waiting {
         xid: i32,
         op: i32,
         started: Instant,
+        /// Counted in `proposals_in_flight` until it completes.
+        proposed: bool,
         fut: BoxFuture<'static, Result<Completed, ProposeError>>,
     },
     /// A read, executed when it reaches the head.
@@ -113,6 +115,7 @@ enum HeadOutcome {
         xid: i32,
         op: i32,
         started: Instant,
+        proposed: bool,
         result: Result<Completed, ProposeError>,
     },
     Read {
@@ -137,11 +140,16 @@ fn poll_head(pipeline: &mut VecDeque<Pending>, cx: &mut Context<'_>) -> Poll<Hea
             };
             match pipeline.pop_front() {
                 Some(Pending::Waiting {
-                    xid, op, started, ..
+                    xid,
+                    op,
+                    started,
+                    proposed,
+                    ..
                 }) => Poll::Ready(HeadOutcome::Done {
                     xid,
                     op,
                     started,
+                    proposed,
                     result,
                 }),
                 _ => Poll::Pending,
@@ -166,6 +174,8 @@ pub struct Connection {
     info: Arc<ConnInfo>,
     /// This connection's latency histograms, by opcode.
     histograms: Vec<(i32, prometheus::Histogram)>,
+    /// Established while the member had no quorum: writes answer NOTREADONLY.
+    read_only: bool,
     /// When the session was last reported alive; reports are spaced (see `on_inbound`).
     last_touch: Instant,
     registered: bool,
@@ -214,6 +224,7 @@ async fn serve_halves(
         signals,
         pipeline: VecDeque::new(),
         info: Arc::new(ConnInfo::new(peer)),
+        read_only: false,
         histograms: Vec::new(),
         last_touch: Instant::now(),
         registered: false,
@@ -272,7 +283,25 @@ impl Connection {
             ));
         }
         let settings = self.backend.settings().clone();
-        let (session, timeout, passwd) = if req.session_id == 0 {
+        let read_only = self.backend.read_only();
+        if read_only && req.read_only != Some(true) {
+            // Without a quorum nothing can be written: only clients that accept a read-only
+            // server are served; the others try another member.
+            shared.metrics.connection_rejected.inc();
+            return Err(ConnError::Refused(
+                "this member has no quorum and the client did not ask for read-only",
+            ));
+        }
+        let (session, timeout, passwd) = if req.session_id == 0 && read_only {
+            // A session that lives only here until the client reaches a writable member,
+            // as ZooKeeper's read-only servers give.
+            let timeout = settings.negotiate_timeout(req.time_out);
+            (
+                self.backend.session_ids().next(),
+                timeout,
+                crate::sessions::new_password(),
+            )
+        } else if req.session_id == 0 {
             let timeout = settings.negotiate_timeout(req.time_out);
             let passwd = crate::sessions::new_password();
             let mut attempt = 0;
@@ -330,7 +359,9 @@ impl Connection {
         };
         self.session = session;
         self.timeout_ms = timeout;
+        self.read_only = read_only;
         self.info.set_session(session, timeout);
+        self.info.set_read_only(read_only);
         self.backend
             .sessions()
             .touch_local(session, timeout, Instant::now());
@@ -348,7 +379,7 @@ impl Connection {
             time_out: timeout,
             session_id: session,
             passwd: Some(Bytes::copy_from_slice(&passwd)),
-            read_only: req.read_only.map(|_| false),
+            read_only: req.read_only.map(|_| read_only),
         };
         write_frame(&mut self.out, |w| resp.write(w));
         self.flush().await
@@ -455,6 +486,7 @@ impl Connection {
                     xid: header.xid,
                     op: header.op,
                     started: Instant::now(),
+                    proposed: false,
                     fut: futures::future::ready(Ok(Completed::Write(Applied {
                         index: *shared.applied.borrow(),
                         reply: crate::raft::types::WriteReply {
@@ -473,6 +505,26 @@ impl Connection {
         let started = Instant::now();
         let xid = req.header.xid;
         let op = req.header.op;
+        if self.read_only {
+            match req.body {
+                RequestBody::Create(_)
+                | RequestBody::Create2(_)
+                | RequestBody::CreateContainer(_)
+                | RequestBody::CreateTtl(_)
+                | RequestBody::Delete(_)
+                | RequestBody::SetData(_)
+                | RequestBody::SetAcl(_)
+                | RequestBody::Check(_)
+                | RequestBody::Multi(_)
+                | RequestBody::Sync(_)
+                | RequestBody::Reconfig(_) => {
+                    return self.push_error(xid, op, ErrorCode::NotReadOnly)
+                }
+                // The session lives only here: closing it is closing the connection.
+                RequestBody::CloseSession => return self.push_error(xid, op, ErrorCode::Ok),
+                _ => {}
+            }
+        }
         let txn = match req.body {
             RequestBody::Auth(ref p) => return self.on_auth(p.scheme.as_str(), p.auth.as_deref()),
             RequestBody::Create(ref r) => TxnOp::Create(r.clone()),
@@ -501,6 +553,7 @@ impl Connection {
                     xid,
                     op,
                     started,
+                    proposed: false,
                     fut: async move {
                         fut.await?;
                         Ok(Completed::Sync { path })
@@ -565,6 +618,7 @@ impl Connection {
             xid,
             op,
             started,
+            proposed: true,
             fut: fut.map(|r| r.map(Completed::Write)).boxed(),
         }
     }
@@ -600,6 +654,7 @@ impl Connection {
             xid,
             op,
             started: Instant::now(),
+            proposed: false,
             fut: futures::future::ready(Ok(Completed::Write(Applied {
                 index,
                 reply: crate::raft::types::WriteReply {
@@ -669,9 +724,10 @@ impl Connection {
                 xid,
                 op,
                 started,
+                proposed,
                 result,
             } => {
-                if matches!(result, Ok(Completed::Write(_))) && op != op::SYNC {
+                if proposed {
                     self.backend.shared().metrics.proposals_in_flight.dec();
                 }
                 match result? {
@@ -757,7 +813,7 @@ impl Connection {
         let in_flight = self
             .pipeline
             .iter()
-            .filter(|p| matches!(p, Pending::Waiting { op, .. } if is_write(*op)))
+            .filter(|p| matches!(p, Pending::Waiting { proposed: true, .. }))
             .count();
         shared.metrics.proposals_in_flight.sub(in_flight as i64);
         let _ = self.writer.shutdown().await;
