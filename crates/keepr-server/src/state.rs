@@ -56,6 +56,8 @@ pub enum CloseReason {
     /// The tree was replaced by a snapshot from the leader; the client reconnects and
     /// re-registers its watches, which fires what it missed.
     StateReplaced,
+    /// The member lost or regained its quorum: its read-write (or read-only) clients move.
+    ModeChanged,
     Shutdown,
 }
 
@@ -68,6 +70,8 @@ pub struct ConnInfo {
     timeout_ms: AtomicI64,
     received: AtomicU64,
     sent: AtomicU64,
+    /// Established while the member had no quorum: reads only.
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 impl ConnInfo {
@@ -79,7 +83,14 @@ impl ConnInfo {
             timeout_ms: AtomicI64::new(0),
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+    pub fn set_read_only(&self, ro: bool) {
+        self.read_only.store(ro, Ordering::Relaxed);
+    }
+    pub fn read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
     }
     pub fn set_session(&self, session: i64, timeout_ms: i32) {
         self.session.store(session, Ordering::Relaxed);
@@ -223,6 +234,15 @@ impl Watches {
     pub fn broadcast(&self, signal: ConnSignal) {
         for c in self.conns.values() {
             let _ = c.tx.send(signal.clone());
+        }
+    }
+
+    /// Closes the connections established in the given mode.
+    pub fn close_mode(&self, read_only: bool) {
+        for c in self.conns.values() {
+            if c.info.read_only() == read_only {
+                let _ = c.tx.send(ConnSignal::Close(CloseReason::ModeChanged));
+            }
         }
     }
 

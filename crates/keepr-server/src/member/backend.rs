@@ -71,12 +71,8 @@ impl Backend for Inner {
         }
     }
 
-    fn writable(&self) -> bool {
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .current_leader
-            .is_some()
+    fn read_only(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn propose(&self, cmd: Command) -> BoxFuture<'static, Result<Applied, ProposeError>> {

@@ -186,3 +186,43 @@ pub(super) async fn announce(inner: Arc<Inner>, mut shutdown: watch::Receiver<bo
         }
     }
 }
+
+/// Whether this member can reach a quorum: a leader hears from a majority of voters (they
+/// announce themselves every 2 s), a follower hears from its leader. Without one it can
+/// commit nothing, so it serves only clients that asked for read-only mode, as ZooKeeper's
+/// partitioned servers do; on every change of mode the clients of the old mode are
+/// disconnected and reconnect where (or how) they can be served.
+pub(super) async fn watch_quorum(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    use std::sync::atomic::Ordering;
+    const LEADER_SILENCE: Duration = Duration::from_secs(3);
+    let mut interval = tokio::time::interval(Duration::from_millis(250));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = interval.tick() => {}
+        }
+        let m = inner.raft.metrics().borrow_watched().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let has_quorum = if m.state == openraft::ServerState::Leader {
+            let heard = inner.heard_within(Duration::from_secs(6));
+            let reachable = voters
+                .iter()
+                .filter(|v| **v == inner.raft_id || heard.contains(v))
+                .count();
+            reachable > voters.len() / 2
+        } else {
+            m.current_leader.is_some()
+                && inner.last_leader_contact.lock().elapsed() < LEADER_SILENCE
+        };
+        let read_only = !has_quorum;
+        if inner.read_only.swap(read_only, Ordering::Relaxed) != read_only {
+            tracing::warn!(
+                read_only,
+                "quorum {}; disconnecting clients of the previous mode",
+                if read_only { "lost" } else { "regained" }
+            );
+            inner.shared.watches.lock().close_mode(!read_only);
+        }
+    }
+}

@@ -90,6 +90,10 @@ pub struct Inner {
     announcements: Mutex<HashMap<u64, (String, Instant)>>,
     /// Serialises membership changes made through this member.
     pub membership_lock: tokio::sync::Mutex<()>,
+    /// No quorum reachable: only read-only clients are served (see `chores::watch_quorum`).
+    pub read_only: std::sync::atomic::AtomicBool,
+    /// When the leader last called this member (followers' evidence of a quorum).
+    pub last_leader_contact: Mutex<Instant>,
 }
 
 impl Inner {
@@ -248,6 +252,8 @@ impl Member {
             proposals: ptx,
             announcements: Mutex::new(HashMap::new()),
             membership_lock: tokio::sync::Mutex::new(()),
+            read_only: std::sync::atomic::AtomicBool::new(false),
+            last_leader_contact: Mutex::new(Instant::now()),
             config: config.clone(),
         });
 
@@ -324,6 +330,7 @@ impl Member {
         tasks.spawn(chores::leader_chores(inner.clone(), shutdown_rx.clone()));
         tasks.spawn(chores::report_sessions(inner.clone(), shutdown_rx.clone()));
         tasks.spawn(chores::announce(inner.clone(), shutdown_rx.clone()));
+        tasks.spawn(chores::watch_quorum(inner.clone(), shutdown_rx.clone()));
         tracing::info!(
             member = %identity::display(raft_id),
             %zk_addr, %http_addr, %peer_addr, %grpc_addr,

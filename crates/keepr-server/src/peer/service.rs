@@ -72,6 +72,7 @@ impl Peer for PeerService {
         self.check(&req)?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
+        *self.inner.last_leader_contact.lock() = Instant::now();
         let result = self
             .inner
             .raft

@@ -92,8 +92,9 @@ pub trait Backend: Send + Sync + 'static {
     fn sessions(&self) -> &SessionTracker;
     fn session_ids(&self) -> &SessionIds;
     fn mode(&self) -> Mode;
-    /// Whether writes can currently be accepted (`isro` answers `rw` when they can).
-    fn writable(&self) -> bool;
+    /// Whether the member has lost its quorum and serves only read-only clients
+    /// (`isro` answers `ro`), as a partitioned ZooKeeper server in read-only mode does.
+    fn read_only(&self) -> bool;
 
     /// Queues a write behind every write queued before it (so one session's writes keep
     /// their order), and resolves once this member has applied it.

@@ -181,8 +181,8 @@ impl Backend for DirectBackend {
     fn mode(&self) -> Mode {
         Mode::Standalone
     }
-    fn writable(&self) -> bool {
-        true
+    fn read_only(&self) -> bool {
+        false
     }
 
     fn propose(&self, cmd: Command) -> BoxFuture<'static, Result<Applied, ProposeError>> {

@@ -35,7 +35,7 @@ pub fn answer(backend: &dyn Backend, word: FourLetterWord) -> String {
     }
     match word {
         FourLetterWord::Ruok => "imok".to_string(),
-        FourLetterWord::Isro => if backend.writable() { "rw" } else { "ro" }.to_string(),
+        FourLetterWord::Isro => if backend.read_only() { "ro" } else { "rw" }.to_string(),
         FourLetterWord::Srvr => srvr(backend, false),
         FourLetterWord::Stat => srvr(backend, true),
         FourLetterWord::Mntr => mntr(backend),
