@@ -97,6 +97,20 @@ impl Backend for Inner {
         .boxed()
     }
 
+    fn reconfig(
+        &self,
+        req: keepr_wire::ReconfigRequest,
+    ) -> BoxFuture<'static, Result<String, keepr_wire::ErrorCode>> {
+        let this = self.this.get().and_then(std::sync::Weak::upgrade);
+        async move {
+            match this {
+                Some(inner) => super::reconfig::reconfig(inner, req).await,
+                None => Err(keepr_wire::ErrorCode::SystemError),
+            }
+        }
+        .boxed()
+    }
+
     fn sync(&self) -> BoxFuture<'static, Result<(), ProposeError>> {
         let shared = self.shared.clone();
         let leader = self.raft.metrics().borrow_watched().current_leader;

@@ -9,6 +9,7 @@
 mod backend;
 mod bootstrap;
 mod chores;
+mod reconfig;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -94,6 +95,8 @@ pub struct Inner {
     pub read_only: std::sync::atomic::AtomicBool,
     /// When the leader last called this member (followers' evidence of a quorum).
     pub last_leader_contact: Mutex<Instant>,
+    /// This member itself, for work that outlives a borrow (reconfig).
+    this: std::sync::OnceLock<std::sync::Weak<Inner>>,
 }
 
 impl Inner {
@@ -254,8 +257,10 @@ impl Member {
             membership_lock: tokio::sync::Mutex::new(()),
             read_only: std::sync::atomic::AtomicBool::new(false),
             last_leader_contact: Mutex::new(Instant::now()),
+            this: std::sync::OnceLock::new(),
             config: config.clone(),
         });
+        let _ = inner.this.set(Arc::downgrade(&inner));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

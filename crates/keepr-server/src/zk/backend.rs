@@ -103,4 +103,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Resolves once this member has applied everything the leader had committed when it
     /// was called (ZooKeeper's `sync`).
     fn sync(&self) -> BoxFuture<'static, Result<(), ProposeError>>;
+
+    /// Carries out ZooKeeper's incremental `reconfig`; answers the new configuration text.
+    /// The caller has checked the client is the super user.
+    fn reconfig(
+        &self,
+        req: keepr_wire::ReconfigRequest,
+    ) -> BoxFuture<'static, Result<String, keepr_wire::ErrorCode>>;
 }

@@ -562,9 +562,55 @@ impl Connection {
                 });
                 return Ok(());
             }
-            RequestBody::Reconfig(_) => {
-                // Dynamic membership through reconfig is not enabled here.
-                return self.push_error(xid, op, ErrorCode::ReconfigDisabled);
+            RequestBody::Reconfig(ref r) => {
+                if !self
+                    .auth
+                    .iter()
+                    .any(|id| id.scheme == keepr_tree::acl::SUPER_SCHEME)
+                {
+                    // As ZooKeeper: only the super user may change the ensemble.
+                    return self.push_error(xid, op, ErrorCode::NoAuth);
+                }
+                let fut = self.backend.reconfig(r.clone());
+                let shared = self.backend.shared().clone();
+                self.pipeline.push_back(Pending::Waiting {
+                    xid,
+                    op,
+                    started,
+                    proposed: false,
+                    fut: async move {
+                        let reply = match fut.await {
+                            Ok(config) => {
+                                let stat = shared
+                                    .tree
+                                    .read()
+                                    .tree
+                                    .stat("/zookeeper/config")
+                                    .unwrap_or_default();
+                                let mut body = bytes::BytesMut::new();
+                                keepr_wire::GetDataResponse {
+                                    data: Some(Bytes::from(config.into_bytes())),
+                                    stat,
+                                }
+                                .write(&mut body);
+                                crate::raft::types::WriteReply {
+                                    err: 0,
+                                    body: body.to_vec(),
+                                }
+                            }
+                            Err(code) => crate::raft::types::WriteReply {
+                                err: code.code(),
+                                body: Vec::new(),
+                            },
+                        };
+                        Ok(Completed::Write(Applied {
+                            index: *shared.applied.borrow(),
+                            reply,
+                        }))
+                    }
+                    .boxed(),
+                });
+                return Ok(());
             }
             RequestBody::Unknown { .. }
             | RequestBody::Sasl(_)

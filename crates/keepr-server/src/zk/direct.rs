@@ -185,6 +185,14 @@ impl Backend for DirectBackend {
         false
     }
 
+    fn reconfig(
+        &self,
+        _req: keepr_wire::ReconfigRequest,
+    ) -> BoxFuture<'static, Result<String, keepr_wire::ErrorCode>> {
+        // No membership to change without Raft.
+        futures::future::ready(Err(keepr_wire::ErrorCode::ReconfigDisabled)).boxed()
+    }
+
     fn propose(&self, cmd: Command) -> BoxFuture<'static, Result<Applied, ProposeError>> {
         futures::future::ready(Ok(self.apply(cmd))).boxed()
     }
