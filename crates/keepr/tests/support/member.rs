@@ -112,10 +112,6 @@ impl Member {
         format!("127.0.0.1:{}", self.ports.zk)
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Everything the member's processes wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
