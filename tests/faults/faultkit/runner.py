@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kazoo.client import KazooClient
@@ -151,18 +151,19 @@ class Run:
             raise RuntimeError("the doomed session's process did not start")
         return p, int(line)
 
-    def epoch_run(self, plan, duration: float | None = None, name: str = "") -> EpochResult:
+    def epoch_run(self, plan, duration: float | None = None, name: str = "",
+                  readers: int = 0) -> EpochResult:
         """Runs the workload while `plan(nemesis)` executes (it returns a list of fact
         dicts), then recovers and checks. `duration` keeps the workload running at least
         that long."""
         self.epoch += 1
-        config = Config(**{**self.config.__dict__, "root": f"/kf/e{self.epoch}"})
+        config = replace(self.config, root=f"/kf/e{self.epoch}")
         history = History()
         initial = setup_tree(self.cluster.hosts(), config)
         stop = threading.Event()
         doomed = [self._doomed_session(f"{config.ephemerals}/doomed-{i}") for i in range(2)]
         workers = start_workers(self.cluster, history, config, self.n_workers,
-                                self.rng.randrange(1 << 30), stop)
+                                self.rng.randrange(1 << 30), stop, readers=readers)
         nemesis = Nemesis(self.cluster, self.net, history, self.rng, config.session_timeout)
         started = time.monotonic()
         facts = []

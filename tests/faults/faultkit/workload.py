@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (BadVersionError, ConnectionLoss, KazooException, NodeExistsError,
@@ -357,16 +357,28 @@ def members_by_ip(cluster) -> dict[str, int]:
     return {m.ip: i for i, m in cluster.members.items()}
 
 
+# Pinned readers only read, each on one member it never leaves: they keep observing a
+# member that is cut off from its peers (a stale-read bug shows there first).
+READER_WEIGHTS = {"sync-read": 3, "read": 1}
+
+
 def start_workers(cluster, history: History, config: Config, n: int, seed: int,
-                  stop: threading.Event) -> list[Worker]:
+                  stop: threading.Event, readers: int = 0) -> list[Worker]:
+    """`n` read-write workers spread over the members (each lists its preferred member
+    first and the others after it), plus `readers` pinned readers."""
     ids = sorted(cluster.members)
     by_ip = members_by_ip(cluster)
     workers = []
-    for w in range(n):
+    for w in range(n + readers):
         first = ids[w % len(ids)]
-        order = [first] + [i for i in ids if i != first]
+        if w < n:
+            order = [first] + [i for i in ids if i != first]
+            name, cfg = f"w{w}", config
+        else:
+            order = [first]
+            name, cfg = f"reader{w - n}-m{first}", replace(config, weights=READER_WEIGHTS)
         hosts = [cluster.members[i].addr for i in order]
-        worker = Worker(f"w{w}", hosts, by_ip, history, config, seed * 1000 + w, stop)
+        worker = Worker(name, hosts, by_ip, history, cfg, seed * 1000 + w, stop)
         worker.start()
         workers.append(worker)
     return workers
