@@ -562,7 +562,6 @@ async fn damaged_newest_snapshot_is_skipped_for_the_older_one_and_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "keepr-server bug: the log is purged past the older snapshot (member/mod.rs: max_in_snapshot_log_to_keep = snapshot_every), so the fallback cannot start"]
 async fn damaged_newest_snapshot_right_after_a_purge_is_skipped_for_the_older_one_and_the_log() {
     /// Creates in flight at once, as busy clients send them: Raft then applies in batches,
     /// so snapshots land more than --snapshot-every entries apart, as in production.

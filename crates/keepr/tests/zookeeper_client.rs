@@ -484,7 +484,6 @@ async fn persistent_recursive_watch_sees_every_descendant_but_no_child_list_even
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "keepr-server bug: auth is answered with xid -4, not the request's xid (zk/connection.rs on_auth); this client then never gets its reply"]
 async fn digest_acl_lets_in_only_the_user_who_authenticated() {
     let member = Member::start(&[]);
     bounded(async {
@@ -599,7 +598,6 @@ async fn acl_permissions_and_acl_version_are_enforced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "keepr-server bug: auth is answered with xid -4, not the request's xid (zk/connection.rs on_auth); this client then never gets its reply"]
 async fn super_digest_user_bypasses_every_acl() {
     let member = Member::start(&["--super-digest", &digest("super", "hunter2")]);
     bounded(async {
@@ -651,7 +649,6 @@ async fn unknown_auth_scheme_ends_the_session_with_auth_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "keepr-server bug: auth is answered with xid -4, not the request's xid (zk/connection.rs on_auth); this client then never gets its reply"]
 async fn whoami_lists_the_connection_address_and_authenticated_users() {
     let member = Member::start(&[]);
     bounded(async {

@@ -226,3 +226,31 @@ pub(super) async fn watch_quorum(inner: Arc<Inner>, mut shutdown: watch::Receive
         }
     }
 }
+
+/// Purges the log up to the oldest snapshot kept on disk, after each new snapshot. Keeping
+/// the log back to the older snapshot (not just the newest) is what lets a member whose
+/// newest snapshot is damaged start from the older one and replay the rest.
+pub(super) async fn purge_behind_snapshots(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purged = 0u64;
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = interval.tick() => {}
+        }
+        let store = inner.snapshots.clone();
+        let oldest = tokio::task::spawn_blocking(move || store.oldest_kept_index())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
+        let Some(upto) = oldest.filter(|i| *i > purged) else {
+            continue;
+        };
+        match inner.raft.trigger().purge_log(upto).await {
+            Ok(()) => purged = upto,
+            Err(e) => tracing::warn!(error = %e, upto, "purging the log failed"),
+        }
+    }
+}

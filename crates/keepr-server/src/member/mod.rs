@@ -209,9 +209,10 @@ impl Member {
             election_timeout_max: 2000,
             install_snapshot_timeout: 60_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            // Keep the log back to the snapshot before the newest, so a damaged newest
-            // snapshot can be replaced by the older one plus the log.
-            max_in_snapshot_log_to_keep: config.snapshot_every,
+            // openraft never purges by itself: `chores::purge_behind_snapshots` purges up to
+            // the older kept snapshot, so a damaged newest snapshot can be replaced by the
+            // older one plus the log.
+            max_in_snapshot_log_to_keep: u64::MAX,
             purge_batch_size: 1024,
             ..Default::default()
         };
@@ -336,6 +337,10 @@ impl Member {
         tasks.spawn(chores::report_sessions(inner.clone(), shutdown_rx.clone()));
         tasks.spawn(chores::announce(inner.clone(), shutdown_rx.clone()));
         tasks.spawn(chores::watch_quorum(inner.clone(), shutdown_rx.clone()));
+        tasks.spawn(chores::purge_behind_snapshots(
+            inner.clone(),
+            shutdown_rx.clone(),
+        ));
         tracing::info!(
             member = %identity::display(raft_id),
             %zk_addr, %http_addr, %peer_addr, %grpc_addr,

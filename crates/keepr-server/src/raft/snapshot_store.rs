@@ -192,6 +192,29 @@ impl SnapshotStore {
         Ok(v)
     }
 
+    /// The log index of the older of the two snapshots kept on disk: the log must reach
+    /// back to it. `None` while there is only one (the log is then kept whole).
+    pub fn oldest_kept_index(&self) -> io::Result<Option<u64>> {
+        let indexes: Vec<u64> = self
+            .list()?
+            .iter()
+            .filter_map(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .strip_prefix("snapshot-")?
+                    .split('-')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        Ok(if indexes.len() >= KEEP {
+            indexes.into_iter().min()
+        } else {
+            None
+        })
+    }
+
     fn prune(&self, keep_at_least: &Path) -> io::Result<()> {
         for (i, p) in self.list()?.into_iter().enumerate() {
             if i >= KEEP && p != keep_at_least {

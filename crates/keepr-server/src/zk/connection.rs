@@ -526,7 +526,9 @@ impl Connection {
             }
         }
         let txn = match req.body {
-            RequestBody::Auth(ref p) => return self.on_auth(p.scheme.as_str(), p.auth.as_deref()),
+            RequestBody::Auth(ref p) => {
+                return self.on_auth(xid, p.scheme.as_str(), p.auth.as_deref())
+            }
             RequestBody::Create(ref r) => TxnOp::Create(r.clone()),
             RequestBody::Create2(ref r) => TxnOp::Create2(r.clone()),
             RequestBody::CreateContainer(ref r) => TxnOp::CreateContainer(r.clone()),
@@ -725,12 +727,14 @@ impl Connection {
         self.reply_header(xid, zxid, code.code());
     }
 
-    fn on_auth(&mut self, scheme: &str, data: Option<&[u8]>) -> Result<(), ConnError> {
+    /// addAuth, answered at once and out of band, echoing the request's xid (-4 from most
+    /// clients, an ordinary xid from others).
+    fn on_auth(&mut self, xid: i32, scheme: &str, data: Option<&[u8]>) -> Result<(), ConnError> {
         let shared = self.backend.shared().clone();
         let zxid = *shared.applied.borrow() as i64;
         if scheme != digest::SCHEME {
             shared.metrics.auth_failed_count.inc();
-            self.reply_header(xid::AUTH, zxid, ErrorCode::AuthFailed.code());
+            self.reply_header(xid, zxid, ErrorCode::AuthFailed.code());
             return Err(ConnError::AuthFailed);
         }
         let ids = digest::authenticate(
@@ -739,7 +743,7 @@ impl Connection {
         );
         if ids.is_empty() {
             shared.metrics.auth_failed_count.inc();
-            self.reply_header(xid::AUTH, zxid, ErrorCode::AuthFailed.code());
+            self.reply_header(xid, zxid, ErrorCode::AuthFailed.code());
             return Err(ConnError::AuthFailed);
         }
         for id in ids {
@@ -752,7 +756,7 @@ impl Connection {
             .lock()
             .manager
             .set_auth(self.id, self.auth.clone());
-        self.reply_header(xid::AUTH, zxid, 0);
+        self.reply_header(xid, zxid, 0);
         Ok(())
     }
 
