@@ -187,35 +187,40 @@ pub(super) async fn announce(inner: Arc<Inner>, mut shutdown: watch::Receiver<bo
     }
 }
 
-/// Whether this member can reach a quorum: a leader hears from a majority of voters (they
-/// announce themselves every 2 s), a follower hears from its leader. Without one it can
-/// commit nothing, so it serves only clients that asked for read-only mode, as ZooKeeper's
-/// partitioned servers do; on every change of mode the clients of the old mode are
-/// disconnected and reconnect where (or how) they can be served.
+/// Whether this member can reach a quorum: a leader confirms its leadership with a quorum
+/// round trip (Raft's read index), a follower hears from its leader. Without one for
+/// [`QUORUM_SILENCE`] it can commit nothing, so it serves only clients that asked for
+/// read-only mode, as ZooKeeper's partitioned servers do; on every change of mode the
+/// clients of the old mode are disconnected and reconnect where (or how) they can be
+/// served. The grace period keeps a brief election from disconnecting everyone.
 pub(super) async fn watch_quorum(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
     use std::sync::atomic::Ordering;
-    const LEADER_SILENCE: Duration = Duration::from_secs(3);
-    let mut interval = tokio::time::interval(Duration::from_millis(250));
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_quorum = Instant::now();
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => return,
             _ = interval.tick() => {}
         }
         let m = inner.raft.metrics().borrow_watched().clone();
-        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
         let has_quorum = if m.state == openraft::ServerState::Leader {
-            let heard = inner.heard_within(Duration::from_secs(6));
-            let reachable = voters
-                .iter()
-                .filter(|v| **v == inner.raft_id || heard.contains(v))
-                .count();
-            reachable > voters.len() / 2
+            let confirm = inner
+                .raft
+                .get_read_log_id(openraft::raft::ReadPolicy::ReadIndex);
+            matches!(
+                tokio::time::timeout(QUORUM_SILENCE, confirm).await,
+                Ok(Ok(_))
+            )
         } else {
             m.current_leader.is_some()
-                && inner.last_leader_contact.lock().elapsed() < LEADER_SILENCE
+                && inner.last_leader_contact.lock().elapsed() < QUORUM_SILENCE
         };
-        let read_only = !has_quorum;
+        let now = Instant::now();
+        if has_quorum {
+            last_quorum = now;
+        }
+        let read_only = now.duration_since(last_quorum) >= QUORUM_SILENCE;
         if inner.read_only.swap(read_only, Ordering::Relaxed) != read_only {
             tracing::warn!(
                 read_only,
@@ -226,6 +231,9 @@ pub(super) async fn watch_quorum(inner: Arc<Inner>, mut shutdown: watch::Receive
         }
     }
 }
+
+/// How long a member may be without a quorum before it turns read-only.
+const QUORUM_SILENCE: Duration = Duration::from_secs(3);
 
 /// Purges the log up to the oldest snapshot kept on disk, after each new snapshot. Keeping
 /// the log back to the older snapshot (not just the newest) is what lets a member whose
