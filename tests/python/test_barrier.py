@@ -1,5 +1,8 @@
 """kazoo's Barrier and DoubleBarrier: waiters are held while the barrier stands and released
-when it goes; double-barrier members enter together and leave together."""
+when it goes; double-barrier members enter together and leave together.
+
+A client checking a barrier that another session put up calls `sync` first: on an ensemble its
+member may not have applied the create yet, and the barrier would look cleared."""
 
 import threading
 
@@ -13,13 +16,16 @@ def test_barrier_holds_waiters_until_it_is_removed(clients, base):
     barrier = owner.Barrier(f"{base}/barrier")
     barrier.create()
     # While the barrier stands, waiting without patience reports "not cleared".
-    assert clients.new().Barrier(f"{base}/barrier").wait(timeout=0) is False
+    impatient = clients.new()
+    impatient.sync(f"{base}/barrier")
+    assert impatient.Barrier(f"{base}/barrier").wait(timeout=0) is False
 
     results = []
     returned = threading.Event()
     lock = threading.Lock()
 
     def wait(zk):
+        zk.sync(f"{base}/barrier")
         cleared = zk.Barrier(f"{base}/barrier").wait(timeout=WAIT_S * 2)
         with lock:
             results.append(cleared)
@@ -72,7 +78,9 @@ def test_double_barrier_members_enter_together_and_leave_together(clients, base)
     wait_until(done, "all members to pass through the double barrier")
     assert seen_at_entry == {n: MEMBERS for n in range(MEMBERS)}
     assert seen_at_exit == {n: MEMBERS for n in range(MEMBERS)}
-    assert clients.new().get_children(path) == []
+    checker = clients.new()
+    checker.sync(path)
+    assert checker.get_children(path) == []
 
 
 def test_double_barrier_waits_for_the_last_member(clients, base):

@@ -31,8 +31,8 @@ OPS = int(os.environ.get("KEEPR_DIFF_OPS", "200"))
 def test_random_operation_sequences_match_zookeeper(target, reference_zookeeper, seed):
     base = f"/diff-{seed}-{uuid.uuid4().hex[:8]}"
     steps = differential.run(
-        (reference_zookeeper.host, reference_zookeeper.port),
-        (target.host, target.port),
+        reference_zookeeper.endpoints,
+        target.endpoints,
         seed,
         OPS,
         base,

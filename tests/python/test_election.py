@@ -1,5 +1,8 @@
 """kazoo's Election: one leader at a time, leadership passes in arrival order when the leader
-steps down or its session ends, and a cancelled contender never leads."""
+steps down or its session ends, and a cancelled contender never leads.
+
+Contenders sit on different members of an ensemble; listing the contenders through one of them
+after others joined or left is preceded by `sync`."""
 
 import threading
 
@@ -67,6 +70,7 @@ def test_one_leader_at_a_time_and_the_next_wins_when_the_leader_goes(clients, ba
             queued = children_reach(observer, path, i + 1)
             contest.enter(i)
             wait_until(queued, f"contender {i} to queue")
+        contest.clients[0].sync(path)
         assert contest.elections[0].contenders() == ["c0", "c1", "c2"]
         assert contest.leaders == [0]
 
@@ -97,6 +101,7 @@ def test_cancelled_contender_never_leads(clients, base):
         contest.elections[1].cancel()
         contest.threads[1].join(WAIT_S)
         assert not contest.threads[1].is_alive()
+        contest.clients[0].sync(path)
         assert contest.elections[0].contenders() == ["c0"]
         contest.step_down[0].set()
         contest.threads[0].join(WAIT_S)

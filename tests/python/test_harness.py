@@ -18,8 +18,8 @@ def test_super_digest_matches_kazoos_digest():
 
 def run_against_itself(zookeeper, reference_zookeeper, seed, n_ops, perturb):
     return differential.run(
-        (reference_zookeeper.host, reference_zookeeper.port),
-        (zookeeper.host, zookeeper.port),
+        reference_zookeeper.endpoints,
+        zookeeper.endpoints,
         seed,
         n_ops,
         f"/harness-{seed}-{id(perturb):x}",

@@ -133,4 +133,5 @@ def test_ephemeral_created_in_a_transaction_belongs_to_the_session(clients, clie
     tx = owner.transaction()
     tx.create(f"{base}/e", ephemeral=True)
     tx.commit()
+    client.sync(f"{base}/e")  # another session's write, maybe through another member
     assert client.exists(f"{base}/e").ephemeralOwner == owner.client_id[0]

@@ -1,6 +1,9 @@
 """kazoo's Queue and LockingQueue: FIFO order within a priority, lower priority numbers first,
 each item handed out once even to concurrent consumers, and (LockingQueue) an item taken but
-not consumed goes back to the queue when its taker's session ends."""
+not consumed goes back to the queue when its taker's session ends.
+
+A consumer that must see items another session put before it starts calls `sync` first (on an
+ensemble its member may lag); LockingQueue.get waits for items with a watch and needs none."""
 
 import threading
 
@@ -40,7 +43,9 @@ def test_concurrent_consumers_get_each_item_once(clients, base):
     errors = []
 
     def consume():
-        queue = clients.new().Queue(path)
+        zk = clients.new()
+        zk.sync(path)
+        queue = zk.Queue(path)
         try:
             while (item := queue.get()) is not None:
                 with guard:
@@ -67,6 +72,7 @@ def test_locking_queue_hands_a_taken_item_to_nobody_else(clients, base):
     assert first.get(timeout=WAIT_S) == b"a"
     assert len(first) == 2
     assert first.consume() and second.consume()
+    first.client.sync(path)
     assert len(first) == 0
 
 
@@ -125,5 +131,7 @@ def test_queue_entries_are_visible_as_sequential_children(clients, base):
     queue = clients.new().Queue(f"{base}/q")
     queue.put(b"x")
     wait_until(children_reach(clients.new(), f"{base}/q", 1), "the entry to appear")
-    (name,) = clients.new().get_children(f"{base}/q")
+    reader = clients.new()
+    reader.sync(f"{base}/q")
+    (name,) = reader.get_children(f"{base}/q")
     assert name == "entry-100-0000000000"

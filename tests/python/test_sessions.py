@@ -34,6 +34,7 @@ def test_connection_loss_keeps_the_session_and_its_ephemerals(proxied, client, b
     after = states.wait_for(KazooState.SUSPENDED)
     states.wait_for(KazooState.CONNECTED, after)
     assert victim.client_id == session
+    client.sync(path)  # the victim's write, maybe through another member
     assert client.exists(path).ephemeralOwner == session[0]
     assert victim.get(path)[0] == b""
 
@@ -63,6 +64,7 @@ def test_expired_client_gets_a_new_session_without_the_old_ephemerals(proxied, c
     lost = states.wait_for(KazooState.LOST, timeout=EXPIRY_WAIT_S)
     states.wait_for(KazooState.CONNECTED, lost, timeout=EXPIRY_WAIT_S)
     assert victim.client_id[0] != old_session
+    victim.sync(path)  # the new session learns of the old one's end like any other session
     assert victim.exists(path) is None
 
 
@@ -81,6 +83,7 @@ def test_closing_a_session_from_a_second_connection_ends_it(target, clients, cli
     )
     thief.start(timeout=WAIT_S)
     assert thief.client_id[0] == session_id
+    thief.sync(path)  # the thief may be on another member than the victim was
     assert thief.exists(path).ephemeralOwner == session_id
     stop_client(thief)
     wait_until(gone, "the ephemeral of the closed session to go")

@@ -1,5 +1,8 @@
 """kazoo's DataWatch and ChildrenWatch: called at once with the current state, then on every
-change, and they catch up after a lost connection (kazoo re-reads on reconnect)."""
+change, and they catch up after a lost connection (kazoo re-reads on reconnect).
+
+When the watched node was made by another session, the watching client calls `sync` first, so
+that its first call shows the node even if its member of an ensemble lagged."""
 
 import queue
 
@@ -31,6 +34,7 @@ def data_calls(client, path, stop_after=None):
 def test_data_watch_is_called_at_once_and_on_every_change(clients, client, base):
     writer = clients.new()
     path = writer.create(f"{base}/n", b"v0")
+    client.sync(path)
     calls = data_calls(client, path)
     assert next_call(calls, "the initial call") == (b"v0", 0)
     writer.set(path, b"v1")
@@ -51,6 +55,7 @@ def test_data_watch_on_a_missing_node_waits_for_it(clients, client, base):
 def test_data_watch_stops_when_its_function_returns_false(clients, client, base):
     writer = clients.new()
     path = writer.create(f"{base}/n", b"v0")
+    client.sync(path)
     calls = data_calls(client, path, stop_after=2)
     next_call(calls, "the initial call")
     writer.set(path, b"v1")
@@ -65,6 +70,7 @@ def test_data_watch_catches_up_after_a_lost_connection(proxied, clients, base):
     path = writer.create(f"{base}/n", b"before")
     watcher, proxy = proxied()
     states = StateLog(watcher)
+    watcher.sync(path)
     calls = data_calls(watcher, path)
     assert next_call(calls, "the initial call") == (b"before", 0)
     proxy.cut()
@@ -113,6 +119,7 @@ def test_children_watch_catches_up_after_a_lost_connection(proxied, clients, bas
     writer = clients.new()
     watcher, proxy = proxied()
     states = StateLog(watcher)
+    watcher.sync(base)
     calls = children_calls(watcher, base)
     assert next_call(calls, "the initial call") == ([], None)
     proxy.cut()

@@ -4,6 +4,9 @@ keep firing, and removed watches stay silent.
 
 "Did not fire" is proven with `settle()`: after a round trip and a drained callback queue,
 every event caused by an earlier change has been delivered.
+
+A client that sets a watch on a node another session created calls `sync` first: on an
+ensemble its member may not have applied the create yet.
 """
 
 import threading
@@ -52,6 +55,7 @@ def test_child_watch_fires_on_child_create_not_on_child_data(clients, client, ba
     writer = clients.new()
     writer.create(f"{base}/kid")
     watch = Recorder()
+    client.sync(base)
     assert client.get_children(base, watch=watch) == ["kid"]
     writer.set(f"{base}/kid", b"data")
     settle(client)
@@ -68,6 +72,7 @@ def test_delete_fires_data_and_child_watches_on_the_node_and_child_watch_on_pare
     writer = clients.new()
     path = writer.create(f"{base}/doomed")
     data_watch, child_watch, parent_watch = Recorder(), Recorder(), Recorder()
+    client.sync(path)
     client.get(path, watch=data_watch)
     client.get_children(path, watch=child_watch)
     client.get_children(base, watch=parent_watch)
@@ -86,6 +91,7 @@ def test_one_notification_per_connection_for_data_and_child_watch_on_a_deleted_n
     writer = clients.new()
     path = writer.create(f"{base}/doomed")
     log = NotificationLog(client)
+    client.sync(path)
     client.get(path, watch=Recorder())
     client.get_children(path, watch=Recorder())
     writer.delete(path)
@@ -97,6 +103,7 @@ def test_set_acl_fires_no_watch(clients, client, base):
     writer = clients.new()
     path = writer.create(f"{base}/n")
     watch = Recorder()
+    client.sync(path)
     client.get(path, watch=watch)
     writer.set_acls(path, writer.get_acls(path)[0])
     settle(client)
@@ -108,6 +115,7 @@ def test_watch_event_arrives_before_the_change_is_readable(clients, client, base
     writer = clients.new()
     path = writer.create(f"{base}/n", b"old")
     log = NotificationLog(client)
+    client.sync(path)
     client.get(path, watch=Recorder())
     writer.set(path, b"new")
     # Reads on `client` may be served before the change reaches them; read until it shows.
@@ -134,6 +142,8 @@ def test_persistent_watch_fires_for_every_change_and_stays(clients, client, base
     writer = clients.new()
     path = writer.create(f"{base}/p")
     log = NotificationLog(client)
+    # Without it, a member that applies the create after the watch is set would report it.
+    client.sync(path)
     zkext.call(client, zkext.AddWatch(path, zkext.ADD_WATCH_PERSISTENT))
     writer.set(path, b"1")
     writer.set(path, b"2")
@@ -180,6 +190,7 @@ def test_removed_data_watch_no_longer_fires(clients, client, base):
     writer = clients.new()
     path = writer.create(f"{base}/n")
     log = NotificationLog(client)
+    client.sync(path)
     client.get(path, watch=Recorder())
     zkext.call(client, zkext.RemoveWatches(path, zkext.WATCHER_DATA))
     writer.set(path, b"x")
@@ -197,6 +208,7 @@ def test_removing_child_watches_keeps_data_watches(clients, client, base):
     writer = clients.new()
     path = writer.create(f"{base}/n")
     log = NotificationLog(client)
+    client.sync(path)
     client.get(path, watch=Recorder())
     client.get_children(path, watch=Recorder())
     zkext.call(client, zkext.RemoveWatches(path, zkext.WATCHER_CHILDREN))

@@ -78,8 +78,11 @@ def settle(client: KazooClient, timeout: float = WAIT_S) -> None:
 
 
 def deletion_of(client: KazooClient, path: str) -> threading.Event:
-    """An Event set when the existing node `path` is deleted (an exists watch on it)."""
+    """An Event set when the existing node `path` is deleted (an exists watch on it). `path`
+    may have been created by another session: `sync` first brings the client's server up to
+    date."""
     gone = threading.Event()
+    client.sync(path)
 
     def on_event(event):
         if event.type == "DELETED":
@@ -160,15 +163,56 @@ class NotificationLog:
             return events
 
 
-class ClientPool:
-    """Creates clients for one test and stops every one of them at teardown."""
+class Placement:
+    """Which server each new client of a test connects to.
 
-    def __init__(self, hosts: str):
-        self.hosts = hosts
+    On a single server, that server. On an ensemble, clients are spread so that followers
+    serve them too: the k-th client pinned to one member connects to member (start + k) mod n
+    only, and every fourth client gets the connect string of all members instead (kazoo picks
+    one at random), as applications are usually configured. `start` varies per test, so the
+    first client of a test is not always on the same member.
+
+    A client on one member reads that member's state, which may lag behind another member's
+    (ZooKeeper's reads are sequentially consistent): a test that reads what another session
+    wrote calls `sync` first, as a ZooKeeper application has to.
+    """
+
+    FULL_EVERY = 4
+
+    def __init__(self, endpoints: list, start: int = 0):
+        self.endpoints = list(endpoints)
+        self._next_member = start
+        self._made = 0
+
+    @property
+    def all_hosts(self) -> str:
+        return ",".join(f"{host}:{port}" for host, port in self.endpoints)
+
+    def member(self) -> tuple:
+        """(host, port) of the member the next pinned client uses."""
+        endpoint = self.endpoints[self._next_member % len(self.endpoints)]
+        self._next_member += 1
+        return endpoint
+
+    def hosts(self) -> str:
+        """The connect string of the next client."""
+        self._made += 1
+        if len(self.endpoints) > 1 and self._made % self.FULL_EVERY == 0:
+            return self.all_hosts
+        host, port = self.member()
+        return f"{host}:{port}"
+
+
+class ClientPool:
+    """Creates clients for one test, placed by a `Placement`, and stops every one of them at
+    teardown."""
+
+    def __init__(self, placement: Placement):
+        self.placement = placement
         self._clients: list[KazooClient] = []
 
     def new(self, **kwargs) -> KazooClient:
-        client = make_client(self.hosts, **kwargs)
+        client = make_client(self.placement.hosts(), **kwargs)
         self._clients.append(client)
         return client
 

@@ -1,6 +1,10 @@
 """One server's side of a differential run: the compared sessions (each behind its own proxy,
 so it can be cut off and expired), what they were notified of, an observer session, and the
-map from session ids to the labels that are compared instead of ids."""
+map from session ids to the labels that are compared instead of ids.
+
+On an ensemble the sessions are spread over the members: the session in slot s, in its g-th
+generation, connects to member (s + g - 1) mod n, so that sessions on different members meet
+in every run and a replaced session moves to another member."""
 
 from __future__ import annotations
 
@@ -36,8 +40,7 @@ class Session:
 @dataclass
 class Side:
     name: str
-    host: str
-    port: int
+    endpoints: list  # (host, port) of every member
     sentinel_dir: str
     observer: KazooClient = None
     sessions: list = field(default_factory=list)
@@ -46,7 +49,7 @@ class Side:
 
     def start(self) -> None:
         self.observer = KazooClient(
-            hosts=f"{self.host}:{self.port}",
+            hosts=",".join(f"{host}:{port}" for host, port in self.endpoints),
             auth_data=super_auth(),
             connection_retry=fast_reconnect(),
         )
@@ -57,7 +60,8 @@ class Side:
     def open_session(self, slot: int) -> Session:
         self.generations[slot] += 1
         label = f"s{slot}.{self.generations[slot]}"
-        proxy = TcpProxy(self.host, self.port)
+        member = (slot + self.generations[slot] - 1) % len(self.endpoints)
+        proxy = TcpProxy(*self.endpoints[member])
         client = KazooClient(
             hosts=proxy.hosts,
             timeout=SESSION_TIMEOUT_S,
@@ -93,6 +97,7 @@ class Side:
         expired it (its sentinel ephemeral is deleted)."""
         session = self.sessions[slot]
         gone = threading.Event()
+        self.observer.sync(session.sentinel)
         self.observer.exists(session.sentinel, watch=lambda e: gone.set())
         session.proxy.cut()
         return gone

@@ -7,6 +7,10 @@ Why this shape:
   after each operation every session makes a round trip (`sync`). ZooKeeper delivers a
   connection's notifications before later replies on it, so after that round trip every event
   the operation fired has arrived, and each operation's events are compared by themselves.
+  On an ensemble the sessions sit on different members, and `sync` is also what a ZooKeeper
+  client must do to read another session's write through a member that may lag: after it,
+  the session's member has applied the operation, so the next operation, from any session,
+  sees it. Both sides run the same round trips.
   Within one operation the several events a session receives (a multi, a session's
   ephemerals going at once) are compared as a multiset: ZooKeeper does not order them.
 - What legitimately differs between two servers is left out: zxids and times (Stat relations
@@ -67,15 +71,14 @@ def _describe(seed, n_ops, step, problems, history):
     )
 
 
-def run(reference_hosts, target_hosts, seed: int, n_ops: int, base: str, perturb=None) -> list:
-    """Run `n_ops` seeded operations on both servers and raise DifferentialMismatch at the
-    first difference. `perturb(op) -> op`, if given, changes what the target receives (to prove
-    that a difference is caught). Returns the steps (for statistics)."""
-    ref_host, ref_port = reference_hosts
-    tgt_host, tgt_port = target_hosts
+def run(reference_endpoints, target_endpoints, seed: int, n_ops: int, base: str, perturb=None):
+    """Run `n_ops` seeded operations on both servers (each given as the (host, port) of its
+    members) and raise DifferentialMismatch at the first difference. `perturb(op) -> op`, if
+    given, changes what the target receives (to prove that a difference is caught). Returns
+    the steps (for statistics)."""
     sentinel_dir = f"{base}-sentinels"
-    reference = Side("reference", ref_host, ref_port, sentinel_dir)
-    target = Side("target", tgt_host, tgt_port, sentinel_dir)
+    reference = Side("reference", list(reference_endpoints), sentinel_dir)
+    target = Side("target", list(target_endpoints), sentinel_dir)
     steps = []
     history = deque(maxlen=12)
     try:

@@ -98,6 +98,11 @@ class Server:
         """The connect string clients use."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def endpoints(self) -> list:
+        """(host, port) of every member that serves clients: just this one."""
+        return [(self.host, self.port)]
+
     def four_letter_word(self, word: str) -> str:
         return four_letter_word(self.host, self.port, word)
 
@@ -125,8 +130,10 @@ class ServerStartError(RuntimeError):
     pass
 
 
-def _spawn(argv: list[str], work_dir: Path, log_path: Path):
-    log = open(log_path, "wb")
+def spawn(argv: list[str], work_dir: Path, log_path: Path):
+    """Start `argv` in `work_dir` with its output appended to `log_path` (a restarted member
+    keeps the log of its earlier lives)."""
+    log = open(log_path, "ab")
     try:
         return subprocess.Popen(
             _die_with_parent(argv),
@@ -183,30 +190,29 @@ def start_zookeeper() -> Server:
     return _start_with_retries(_start_zookeeper_once)
 
 
-def _start_zookeeper_once() -> Server:
-    work_dir = Path(tempfile.mkdtemp(prefix="keepr-clienttests-zk-"))
-    data_dir = work_dir / "data"
-    data_dir.mkdir()
-    port = free_port()
-    conf = work_dir / "zoo.cfg"
-    conf.write_text(
-        "\n".join(
-            [
-                f"tickTime={TICK_MS}",
-                f"dataDir={data_dir}",
-                f"clientPort={port}",
-                "clientPortAddress=127.0.0.1",
-                "4lw.commands.whitelist=*",
-                # The admin server would bind 8080 for every instance.
-                "admin.enableServer=false",
-                "",
-            ]
-        )
-    )
+def zookeeper_config(data_dir: Path, client_port: int, extra: tuple = ()) -> str:
+    """zoo.cfg for one server on 127.0.0.1: tickTime 2000, every four-letter word, no admin
+    server (it would bind 8080 for every instance); `extra` adds lines (an ensemble's
+    `server.N=` list)."""
+    lines = [
+        f"tickTime={TICK_MS}",
+        f"dataDir={data_dir}",
+        f"clientPort={client_port}",
+        "clientPortAddress=127.0.0.1",
+        "4lw.commands.whitelist=*",
+        "admin.enableServer=false",
+        *extra,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def zookeeper_argv(conf: Path, main_class: str) -> list:
+    """The JVM command line of a ZooKeeper server: TTL nodes enabled (extended types), the
+    super digest of `super:secret`, a 1 s container/TTL sweep."""
     classpath = str(ZOOKEEPER_JAR)
     if SLF4J_SIMPLE_JAR.exists():
         classpath += os.pathsep + str(SLF4J_SIMPLE_JAR)
-    argv = [
+    return [
         "java",
         "-Xmx512m",
         "-XX:+UseSerialGC",
@@ -215,11 +221,21 @@ def _start_zookeeper_once() -> Server:
         f"-Dznode.container.checkIntervalMs={CONTAINER_CHECK_MS}",
         "-cp",
         classpath,
-        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        main_class,
         str(conf),
     ]
+
+
+def _start_zookeeper_once() -> Server:
+    work_dir = Path(tempfile.mkdtemp(prefix="keepr-clienttests-zk-"))
+    data_dir = work_dir / "data"
+    data_dir.mkdir()
+    port = free_port()
+    conf = work_dir / "zoo.cfg"
+    conf.write_text(zookeeper_config(data_dir, port))
+    argv = zookeeper_argv(conf, "org.apache.zookeeper.server.ZooKeeperServerMain")
     log_path = work_dir / "server.log"
-    server = Server("zookeeper", port, _spawn(argv, work_dir, log_path), work_dir, log_path)
+    server = Server("zookeeper", port, spawn(argv, work_dir, log_path), work_dir, log_path)
     try:
         _wait_ready(server, lambda: _ruok(server))
     except ServerStartError:
@@ -233,58 +249,64 @@ def start_keepr(binary: str) -> Server:
     return _start_with_retries(lambda: _start_keepr_once(binary))
 
 
-def _start_keepr_once(binary: str) -> Server:
-    work_dir = Path(tempfile.mkdtemp(prefix="keepr-clienttests-keepr-"))
-    data_dir = work_dir / "data"
-    data_dir.mkdir()
-    zk, grpc, peer, http = (free_port() for _ in range(4))
-    argv = [
+def keepr_argv(binary: str, member_id: int, data_dir: Path, ports: dict, members: str) -> list:
+    """`keepr server` for one member listening on 127.0.0.1 `ports` (zk, grpc, peer, http),
+    configured like the ZooKeeper above: the super digest, every four-letter word (kazoo's
+    server_version reads `envi`), and a one-second container/TTL sweep. `members` is the
+    `--initial-members` list."""
+    return [
         binary,
         "server",
         "--id",
-        "1",
+        str(member_id),
         "--data-dir",
         str(data_dir),
         "--zk",
-        f"127.0.0.1:{zk}",
+        f"127.0.0.1:{ports['zk']}",
         "--grpc",
-        f"127.0.0.1:{grpc}",
+        f"127.0.0.1:{ports['grpc']}",
         "--peer",
-        f"127.0.0.1:{peer}",
+        f"127.0.0.1:{ports['peer']}",
         "--http",
-        f"127.0.0.1:{http}",
+        f"127.0.0.1:{ports['http']}",
         "--initial-members",
-        f"1=127.0.0.1:{peer}",
+        members,
         "--super-digest",
         digest(SUPER_USER, SUPER_PASSWORD),
-        # Configured like the ZooKeeper above: every four-letter word (kazoo's server_version
-        # reads `envi`), and a one-second container/TTL sweep.
         "--four-letter-words",
         "*",
         "--reap-interval-ms",
         str(CONTAINER_CHECK_MS),
     ]
+
+
+def keepr_ready(http_port: int) -> bool:
+    """keepr's readiness: `/readyz` answers 200 once the member knows a leader and has applied
+    what it knows to be committed."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _start_keepr_once(binary: str) -> Server:
+    work_dir = Path(tempfile.mkdtemp(prefix="keepr-clienttests-keepr-"))
+    data_dir = work_dir / "data"
+    data_dir.mkdir()
+    ports = {name: free_port() for name in ("zk", "grpc", "peer", "http")}
+    argv = keepr_argv(binary, 1, data_dir, ports, f"1=127.0.0.1:{ports['peer']}")
     log_path = work_dir / "server.log"
     server = Server(
         "keepr",
-        zk,
-        _spawn(argv, work_dir, log_path),
+        ports["zk"],
+        spawn(argv, work_dir, log_path),
         work_dir,
         log_path,
-        ports={"grpc": grpc, "peer": peer, "http": http},
+        ports={name: port for name, port in ports.items() if name != "zk"},
     )
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        return _ruok(server)
-
     try:
-        _wait_ready(server, ready)
+        _wait_ready(server, lambda: keepr_ready(ports["http"]) or _ruok(server))
     except ServerStartError:
         server.stop()
         raise

@@ -1,0 +1,58 @@
+"""A session that moved to another member of an ensemble is served there only.
+
+A client whose connection to a member is slow or broken reconnects to another member with the
+same session; a request it sent through the first member may still arrive there afterwards.
+ZooKeeper refuses such a request (SESSIONMOVED; the old member closes the connection) instead
+of applying it behind the client's back: its programmer's guide describes exactly this case.
+Without that, a request the client gave up on can be applied after the client, on its new
+member, already read that it was not, and recipes that resolve a lost reply by looking for
+their own node (kazoo's Lock, Curator's protected creates) make a second node and wait on their
+first forever.
+"""
+
+import uuid
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import SessionMovedError
+
+from harness.clients import WAIT_S, fast_reconnect, stop_client
+from harness.failover import UNKNOWN_OUTCOME
+
+
+def followers(ensemble):
+    leader = ensemble.leader()
+    return [m for m in ensemble.members if m is not leader]
+
+
+@pytest.mark.xfail_on(
+    "keepr3",
+    reason="keepr has no ensemble-wide session owner: a member applies writes of a connection "
+    "whose session moved to another member (ZooKeeper answers SESSIONMOVED)",
+)
+def test_a_write_through_a_member_the_session_moved_off_is_refused(fresh_ensemble):
+    first, second = followers(fresh_ensemble)
+    base = f"/moved-{uuid.uuid4().hex[:8]}"
+    original = KazooClient(hosts=first.hosts, connection_retry=fast_reconnect())
+    original.start(timeout=WAIT_S)
+    taker = None
+    try:
+        original.create(base)
+        session = original.client_id
+        # The session moves: the same id and password connect through the second member.
+        taker = KazooClient(hosts=second.hosts, client_id=session, connection_retry=None)
+        taker.start(timeout=WAIT_S)
+        assert taker.client_id[0] == session[0]
+        # The original connection, on the first member, writes as if nothing happened.
+        try:
+            original.create(f"{base}/late")
+            outcome = "applied"
+        except (SessionMovedError, *UNKNOWN_OUTCOME) as e:
+            outcome = type(e).__name__
+        taker.sync(base)
+        assert taker.exists(f"{base}/late") is None, f"the late write was {outcome}"
+        assert outcome != "applied"
+    finally:
+        for client in (taker, original):
+            if client is not None:
+                stop_client(client)
