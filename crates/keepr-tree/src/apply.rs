@@ -97,9 +97,15 @@ impl Tree {
     /// first). A failed command changes nothing and fires nothing. Every member applying the
     /// same commands in the same order gets the same results and the same tree.
     pub fn apply(&mut self, cmd: &Command, triggers: &mut Triggers) -> TxnResult {
+        self.apply_at(cmd.zxid, cmd, triggers)
+    }
+
+    /// [`Tree::apply`] with the zxid given apart from the command (the server learns it
+    /// from the log position, after the command was encoded and shared).
+    pub fn apply_at(&mut self, zxid: i64, cmd: &Command, triggers: &mut Triggers) -> TxnResult {
         triggers.clear();
         let ctx = Ctx {
-            zxid: cmd.zxid,
+            zxid,
             time: cmd.time,
             session: cmd.session,
             auth: &cmd.auth,

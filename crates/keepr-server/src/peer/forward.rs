@@ -103,7 +103,7 @@ pub async fn proposer(
         if leader == node_id {
             cmd.time = now_ms();
             let (responder, result) = ProgressResponder::complete_only();
-            let sent = match raft.write(LogCommand(cmd)).responder(responder).await {
+            let sent = match raft.write(LogCommand::new(cmd)).responder(responder).await {
                 Ok(()) => Ok(InFlight::Local(result)),
                 Err(fatal) => Err(ProposeError::Unknown(fatal.to_string())),
             };

@@ -208,7 +208,7 @@ impl Peer for PeerService {
                 };
                 cmd.time = now_ms();
                 let (responder, result) = ProgressResponder::complete_only();
-                if let Err(e) = raft.write(LogCommand(cmd)).responder(responder).await {
+                if let Err(e) = raft.write(LogCommand::new(cmd)).responder(responder).await {
                     let _ = tx.send(Ok(fail(e.to_string())));
                     continue;
                 }

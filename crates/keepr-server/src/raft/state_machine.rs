@@ -54,10 +54,10 @@ impl StateMachine {
                 st.membership = StoredMembership::new(Some(log_id), m);
                 WriteReply::default()
             }
-            EntryPayload::Normal(super::types::LogCommand(mut cmd)) => {
-                cmd.zxid = index as i64;
+            EntryPayload::Normal(logged) => {
+                let cmd = logged.command();
                 self.triggers.clear();
-                let result = st.tree.apply(&cmd, &mut self.triggers);
+                let result = st.tree.apply_at(index as i64, cmd, &mut self.triggers);
                 let session_closed =
                     matches!(cmd.op, keepr_tree::TxnOp::CloseSession) && result.is_ok();
                 if !self.triggers.is_empty() || session_closed {

@@ -8,6 +8,7 @@
 //! follower that forwarded it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use keepr_tree::Command;
@@ -41,27 +42,65 @@ impl fmt::Display for MemberNode {
     }
 }
 
-/// A tree command as a Raft log payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogCommand(pub Command);
+/// A tree command as a Raft log payload: the command and its encoding, made once.
+///
+/// An entry is cloned when replication reads it from the log and serialized into every
+/// append request, for every follower; sharing the command and its bytes makes both a
+/// couple of reference-count bumps instead of copying paths and data each time.
+#[derive(Debug, Clone)]
+pub struct LogCommand {
+    cmd: Arc<Command>,
+    encoded: Bytes,
+}
+
+impl LogCommand {
+    pub fn new(cmd: Command) -> LogCommand {
+        let encoded = cmd.to_bytes();
+        LogCommand {
+            cmd: Arc::new(cmd),
+            encoded,
+        }
+    }
+
+    pub fn command(&self) -> &Command {
+        &self.cmd
+    }
+}
+
+impl PartialEq for LogCommand {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+impl Eq for LogCommand {}
 
 impl fmt::Display for LogCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "op {} session {:#x}", self.0.op.opcode(), self.0.session)
+        write!(
+            f,
+            "op {} session {:#x}",
+            self.cmd.op.opcode(),
+            self.cmd.session
+        )
     }
 }
 
 impl Serialize for LogCommand {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0.to_bytes())
+        s.serialize_bytes(&self.encoded)
     }
 }
 
 impl<'de> Deserialize<'de> for LogCommand {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: serde_bytes::ByteBuf = Deserialize::deserialize(d)?;
-        Command::decode(Bytes::from(bytes.into_vec()))
-            .map(LogCommand)
+        let encoded = Bytes::from(bytes.into_vec());
+        Command::decode(encoded.clone())
+            .map(|cmd| LogCommand {
+                cmd: Arc::new(cmd),
+                encoded,
+            })
             .map_err(serde::de::Error::custom)
     }
 }
