@@ -27,7 +27,7 @@ import zlib
 import pytest
 
 from harness import clients as zk_clients
-from harness import ensemble, servers
+from harness import ensemble, failover, servers
 from harness.proxy import TcpProxy
 
 # Target name -> the session fixture that starts it.
@@ -143,6 +143,16 @@ def start_ensemble(kind: str):
 def fresh_ensemble(request):
     """A 3-member ensemble for this test alone (it may kill and restart members)."""
     yield from _started(lambda: start_ensemble(request.param))
+
+
+@pytest.fixture
+def crew(fresh_ensemble):
+    """Two clients on each member of a fresh ensemble, failing over to the others, each with an
+    ephemeral presence node under `crew.base` (see harness/failover.py); stopped after the
+    test."""
+    team = failover.Crew(fresh_ensemble, f"/crew-{uuid.uuid4().hex[:8]}")
+    yield team
+    team.close()
 
 
 @pytest.fixture(scope="session")

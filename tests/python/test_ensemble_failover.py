@@ -16,18 +16,16 @@ idempotent (retried), and the queue workers resolve what they cannot retry (see
 """
 
 import threading
-import uuid
 from collections import Counter
 
 import pytest
 from kazoo.exceptions import CancelledError, NoNodeError
 from kazoo.retry import ForceRetryError
 
-from harness.clients import WAIT_S
+from harness.clients import WAIT_S, stop_client
 from harness.failover import (
     DOUBLE_CONTENDER,
     UNKNOWN_OUTCOME,
-    Crew,
     Progress,
     busiest_follower,
     kill_and_restart,
@@ -58,12 +56,8 @@ def disrupt(ensemble, crew, progress):
         kill_and_restart(ensemble, crew, progress, busiest_follower(ensemble, crew), STEPS)
     except AssertionError as e:
         if ensemble.kind == "keepr3" and DOUBLE_CONTENDER in str(e):
-            pytest.xfail(f"{LATE_WRITE_BUG}: {e}")
+            pytest.xfail(f"{LATE_WRITE_BUG}: {str(e).splitlines()[0]}")
         raise
-
-
-def new_base() -> str:
-    return f"/failover-{uuid.uuid4().hex[:8]}"
 
 
 class Workers:
@@ -101,10 +95,8 @@ class Workers:
         assert not any(t.is_alive() for t in self.threads), "a worker never finished"
 
 
-def test_lock_stays_exclusive_while_members_die(fresh_ensemble):
-    ensemble = fresh_ensemble
-    base = new_base()
-    crew = Crew(ensemble, base)
+def test_lock_stays_exclusive_while_members_die(crew):
+    ensemble, base = crew.ensemble, crew.base
     counter = f"{base}/counter"
     crew.clients[0].create(counter, b"0")
     guard = threading.Lock()
@@ -150,21 +142,16 @@ def test_lock_stays_exclusive_while_members_die(fresh_ensemble):
         disrupt(ensemble, crew, rounds)
     finally:
         workers.finish()
-        observer.stop()
-    try:
-        assert workers.errors == []
-        assert overlaps == []
-        values = on_every_member(ensemble, lambda zk: int(zk.get(counter)[0]))
-        assert values == {m.number: rounds.count for m in ensemble.members}
-        crew.check_sessions_kept()
-    finally:
-        crew.close()
+        stop_client(observer)
+    assert workers.errors == []
+    assert overlaps == []
+    values = on_every_member(ensemble, lambda zk: int(zk.get(counter)[0]))
+    assert values == {m.number: rounds.count for m in ensemble.members}
+    crew.check_sessions_kept()
 
 
-def test_one_election_leader_at_a_time_while_members_die(fresh_ensemble):
-    ensemble = fresh_ensemble
-    base = new_base()
-    crew = Crew(ensemble, base)
+def test_one_election_leader_at_a_time_while_members_die(crew):
+    ensemble, base = crew.ensemble, crew.base
     path = f"{base}/election"
     guard = threading.Condition()
     reigning = set()
@@ -235,16 +222,13 @@ def test_one_election_leader_at_a_time_while_members_die(fresh_ensemble):
             guard.notify_all()
         driver.join(WAIT_S)
         workers.finish()
-        observer.stop()
-    try:
-        assert rotation_errors == []
-        assert workers.errors == []
-        assert overlaps == []
-        # Leadership went round: sessions on every member led.
-        assert set(terms) == set(range(len(crew.clients)))
-        crew.check_sessions_kept()
-    finally:
-        crew.close()
+        stop_client(observer)
+    assert rotation_errors == []
+    assert workers.errors == []
+    assert overlaps == []
+    # Leadership went round: sessions on every member led.
+    assert set(terms) == set(range(len(crew.clients)))
+    crew.check_sessions_kept()
 
 
 class QueueConsumer:
@@ -313,10 +297,8 @@ def _delete_if_there(zk, path):
         pass
 
 
-def test_locking_queue_consumes_each_item_exactly_once_while_members_die(fresh_ensemble):
-    ensemble = fresh_ensemble
-    base = new_base()
-    crew = Crew(ensemble, base)
+def test_locking_queue_consumes_each_item_exactly_once_while_members_die(crew):
+    ensemble, base = crew.ensemble, crew.base
     path = f"{base}/queue"
     crew.clients[0].LockingQueue(path).put(b"first")
     acked = {b"first"}
@@ -379,22 +361,19 @@ def test_locking_queue_consumes_each_item_exactly_once_while_members_die(fresh_e
     finally:
         producing.clear()
         workers.finish()
-    try:
-        assert workers.errors == []
-        assert double_holds == []
-        assert [item for item, n in consumed.items() if n > 1] == []
-        assert set(consumed) <= acked | unknown
-        left = on_every_member(
-            ensemble,
-            lambda zk: (
-                zk.get_children(f"{path}/entries"),
-                zk.get_children(f"{path}/taken"),
-            ),
-        )
-        assert left == {m.number: ([], []) for m in ensemble.members}
-        crew.check_sessions_kept()
-    finally:
-        crew.close()
+    assert workers.errors == []
+    assert double_holds == []
+    assert [item for item, n in consumed.items() if n > 1] == []
+    assert set(consumed) <= acked | unknown
+    left = on_every_member(
+        ensemble,
+        lambda zk: (
+            zk.get_children(f"{path}/entries"),
+            zk.get_children(f"{path}/taken"),
+        ),
+    )
+    assert left == {m.number: ([], []) for m in ensemble.members}
+    crew.check_sessions_kept()
 
 
 def _until_empty(zk, queue):

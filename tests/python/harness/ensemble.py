@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import servers
@@ -103,8 +103,6 @@ class Ensemble:
     kind: str  # "keepr3" or "zookeeper3"
     members: list
     work_dir: Path
-    host: str = "127.0.0.1"
-    ports: dict = field(default_factory=dict)
 
     @property
     def hosts(self) -> str:
@@ -114,12 +112,6 @@ class Ensemble:
     @property
     def endpoints(self) -> list:
         return [(m.host, m.port) for m in self.members]
-
-    def member_at(self, port: int) -> Member:
-        for member in self.members:
-            if member.port == port:
-                return member
-        raise KeyError(f"no member listens on client port {port}")
 
     def wait_ready(self, members=None, deadline_s: float = READY_DEADLINE_S) -> None:
         """Poll until every given member (all by default) is ready; a member that exits is
@@ -164,9 +156,6 @@ class Ensemble:
             state = (m.mode() or "no role") if m.alive else "dead"
             parts.append(f"member {m.number} ({m.hosts}, {state}):\n{m.log_tail(log_lines)}")
         return "\n".join(parts)
-
-    def kill(self, member: Member) -> None:
-        member.kill()
 
     def restart(self, member: Member) -> None:
         """Start a killed member again on its data directory and wait until it serves."""

@@ -13,6 +13,7 @@ event, a restarted process becoming ready, and every wait has a deadline.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from kazoo.client import KazooClient
@@ -149,7 +150,7 @@ class Crew:
     def kill(self, member: Member) -> list:
         """SIGKILL `member`; returns the clients that were connected to it."""
         victims = self.on(member)
-        self.ensemble.kill(member)
+        member.kill()
         return victims
 
     def wait_moved(self, victims: list, dead: Member) -> None:
@@ -209,12 +210,38 @@ def on_every_member(ensemble: Ensemble, read) -> dict:
 def kill_and_restart(ensemble: Ensemble, crew: Crew, progress: Progress, victim: Member, steps):
     """SIGKILL `victim` while the recipe runs; the recipe must go on without it (`steps` more
     progress) and the clients that were on it must move with their sessions; then restart it
-    and see the recipe go on again."""
+    and see the recipe go on again. Returns the seconds the progress took without the member
+    and the seconds the member took to be ready again (measured, not asserted)."""
     victims = crew.kill(victim)
-    progress.wait_for_more(steps, f"progress with member {victim.number} killed")
+    killed = time.monotonic()
+    _progress(ensemble, progress, steps, f"progress with member {victim.number} killed")
+    without = time.monotonic() - killed
     crew.wait_moved(victims, victim)
+    started = time.monotonic()
     ensemble.restart(victim)
-    progress.wait_for_more(steps, f"progress after member {victim.number} restarted")
+    ready = time.monotonic() - started
+    _progress(ensemble, progress, steps, f"progress after member {victim.number} restarted")
+    return without, ready
+
+
+def kill_all_and_restart(ensemble: Ensemble, progress: Progress, steps) -> None:
+    """SIGKILL every member at once (a power cut), restart them all on their data
+    directories, and see the recipe go on: what was acknowledged before must all be there,
+    and sessions get a fresh timeout from the new leader, so none expires."""
+    for member in ensemble.members:
+        member.kill()
+    for member in ensemble.members:
+        member.start()
+    ensemble.wait_ready()
+    _progress(ensemble, progress, steps, "progress after every member was restarted")
+
+
+def _progress(ensemble: Ensemble, progress: Progress, steps: int, what: str) -> None:
+    """Wait for progress; a failure tells each member's role and the end of its log."""
+    try:
+        progress.wait_for_more(steps, what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{ensemble.describe()}") from None
 
 
 def busiest_follower(ensemble: Ensemble, crew: Crew) -> Member:

@@ -141,6 +141,8 @@ def spawn(argv: list[str], work_dir: Path, log_path: Path):
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=work_dir,
+            # Plain text logs (keepr's tracing colours them otherwise), quoted in failures.
+            env=dict(os.environ, NO_COLOR="1"),
         )
     finally:
         log.close()
