@@ -86,6 +86,8 @@ class Member:
         self.log_path = cluster.workdir / f"m{mid}.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        # keepr only: peer addresses to `--join` through instead of bootstrapping.
+        self.join: list[str] | None = None
 
     @property
     def ip(self) -> str:
@@ -102,12 +104,16 @@ class Member:
     def argv(self) -> list[str]:
         c = self.cluster
         if c.kind == "keepr":
-            initial = ",".join(f"{m}={c.net.ip(m)}:{KEEPR_PEER_PORT}" for m in c.initial)
+            if self.join is not None:
+                membership = ["--join", ",".join(self.join)]
+            else:
+                membership = ["--initial-members", ",".join(
+                    f"{m}={c.net.ip(m)}:{KEEPR_PEER_PORT}" for m in c.initial)]
             return [
                 c.binary, "server", "--id", str(self.id), "--data-dir", str(self.data_dir),
                 "--zk", self.addr, "--grpc", f"{self.ip}:{KEEPR_GRPC_PORT}",
                 "--peer", f"{self.ip}:{KEEPR_PEER_PORT}", "--http", f"{self.ip}:{KEEPR_HTTP_PORT}",
-                "--initial-members", initial, "--cluster-token", c.net.prefix,
+                *membership, "--cluster-token", c.net.prefix,
                 "--four-letter-words", "*", "--tick-ms", str(c.tick_ms),
                 "--snapshot-every", str(c.snapshot_every), *c.extra_args,
             ]
@@ -152,6 +158,17 @@ class Member:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+    @property
+    def peer(self) -> str:
+        return f"{self.ip}:{KEEPR_PEER_PORT}"
+
+    def wipe(self) -> None:
+        """Deletes the data directory (the member must be stopped): a lost disk."""
+        if self.alive:
+            raise ClusterError(f"member {self.id} is running")
+        shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -213,20 +230,40 @@ class Cluster:
         self.extra_args = tuple(extra_args)
         if kind == "zookeeper":
             (self.workdir / "log4j.properties").write_text(ZK_LOG4J)
-        self.members = {m: Member(self, m) for m in self.initial}
+        # Every member the network has; only `initial` ones start with the ensemble, the
+        # others can join later. `retired` ones were removed on purpose and stay down.
+        self.members = {m: Member(self, m) for m in net.members}
+        self.retired: set[int] = set()
 
     def start(self, timeout: float = 90.0) -> "Cluster":
-        for m in self.members.values():
-            m.start()
-        self.wait_ready(timeout)
+        for m in self.initial:
+            self.members[m].start()
+        self.wait_ready(timeout, ids=self.initial)
         return self
+
+    @property
+    def serving(self) -> list[int]:
+        """Members that should be running: started once and not retired."""
+        return [i for i, m in self.members.items() if m.starts and i not in self.retired]
+
+    def admin(self, *args: str, via: int | None = None, timeout: float = 60.0) -> str:
+        """`keepr members --endpoint <via's admin address> ARGS`; its output, or an error
+        with what it printed."""
+        via = via if via is not None else self.wait_leader(timeout=60)
+        ep = f"{self.members[via].ip}:{KEEPR_GRPC_PORT}"
+        p = subprocess.run([self.binary, "members", "--endpoint", ep, *args],
+                           capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            raise ClusterError(f"keepr members {' '.join(args)} via {via}: "
+                               f"{p.stderr.strip() or p.stdout.strip()}")
+        return p.stdout
 
     def stop(self) -> None:
         for m in self.members.values():
             m.stop()
 
     def hosts(self, ids=None) -> str:
-        ids = list(self.members) if ids is None else ids
+        ids = self.serving if ids is None else ids
         return ",".join(self.members[i].addr for i in ids)
 
     def live(self) -> list[int]:
@@ -267,6 +304,17 @@ class Cluster:
             lead = self.leader(among)
             return lead if lead is not None and lead != not_ else None
         return wait_for(found, timeout, f"a leader among {among or self.live()} other than {not_}")
+
+    def wait_caught_up(self, m: int, timeout: float = 90.0) -> None:
+        """keepr: waits until member m applied everything the leader had committed when the
+        wait began, so a quorum holds every acknowledged entry again before the next fault."""
+        if self.kind != "keepr":
+            return self.wait_ready(timeout, ids=[m])
+        lead = self.wait_leader(timeout=timeout)
+        target = wait_for(lambda: self.members[lead].metrics().get("keepr_raft_commit_index"),
+                          timeout, f"the commit index of leader {lead}")
+        wait_for(lambda: self.members[m].metrics().get("keepr_raft_applied_index", -1) >= target,
+                 timeout, f"member {m} applying up to {target:.0f}")
 
     def logs(self, lines: int = 30) -> str:
         return "\n".join(f"--- member {i} ({m.log_path}) ---\n{m.log_tail(lines)}"

@@ -1,15 +1,25 @@
 """Damage a stopped keepr member's files the way crashes and bad disks do.
 
-- `tear_log_tail`: cut the newest log segment in the middle of its last record, as a crash
-  during a write leaves it (keepr-log frames are `[u32 len][u32 crc32c][payload]`,
-  little-endian).
-- `flip_log_tail`: flip a byte inside the last record's payload (its checksum no longer
-  matches, and nothing valid follows).
+- `tear_log_tail`: the newest log segment ends in the middle of a record, as a crash during
+  a write leaves it (keepr-log frames are `[u32 len][u32 crc32c][payload]`, little-endian).
+- `flip_log_tail`: the last record has a flipped byte (its checksum no longer matches, and
+  nothing valid follows).
 - `flip_snapshot`: flip bytes in the middle of the newest snapshot file.
 
 keepr must restart from each: drop the damaged tail or skip the damaged snapshot, rebuild
-from what is left plus its peers, and lose nothing acknowledged (a quorum still has every
-acknowledged entry, because only one member is damaged at a time).
+from what is left plus its peers, and lose nothing acknowledged.
+
+Which record may be damaged: a member is killed with SIGKILL, which loses nothing the
+kernel already has, so the last record on disk was usually fsynced and acknowledged. Raft
+tolerates one member losing an acknowledged *entry* (a quorum still has it, and the member
+is caught up again before the next fault) or a *committed* marker (it only re-applies
+less), so those are damaged in place. It cannot tolerate losing a fsynced *vote*: the
+member could vote twice in one term and two leaders could be elected (the suite's first
+runs did exactly that and the checkers reported the split brain). Nor a truncation or purge
+marker. When the last record is one of those, the damage is a torn or bit-flipped *new*
+record appended after it instead: what a crash in the middle of an unacknowledged write
+leaves. The record kind is the first payload byte (postcard's variant index of
+keepr-log's `Record`: 0 header, 1 entry, 2 vote, 3 committed, 4 truncate, 5 purge).
 """
 
 from __future__ import annotations
@@ -52,23 +62,48 @@ def _last_record(path: Path) -> tuple[bytes, int, int]:
     return data, start, end
 
 
-def tear_log_tail(data_dir: Path, rng: random.Random) -> str:
+KINDS = {0: "header", 1: "entry", 2: "vote", 3: "committed", 4: "truncate", 5: "purge"}
+# Records one member may lose without breaking Raft's assumptions (see above).
+LOSABLE = {1, 3}
+
+
+def _torn_record(rng: random.Random, flip: bool) -> bytes:
+    """A frame of a record whose write a crash interrupted: cut short, or whole with a
+    checksum that does not match."""
+    payload = bytes([1]) + rng.randbytes(rng.randint(20, 200))
+    frame = struct.pack("<II", len(payload), rng.getrandbits(32)) + payload
+    return frame if flip else frame[:rng.randint(1, len(frame) - 1)]
+
+
+def _damage_tail(data_dir: Path, rng: random.Random, flip: bool) -> str:
     path = newest_segment(data_dir)
     data, start, end = _last_record(path)
-    cut = rng.randint(start + 1, end - 1)
+    kind = data[start + 8]
+    name = KINDS.get(kind, f"kind {kind}")
+    if kind not in LOSABLE:
+        torn = _torn_record(rng, flip)
+        with open(path, "ab") as f:
+            f.write(torn)
+        how = "a bit-flipped" if flip else "a torn"
+        return (f"{path.name}: last record is a {name} (must not be lost), appended {how} "
+                f"record of {len(torn)} bytes at {len(data)}")
     with open(path, "r+b") as f:
+        if flip:
+            at = rng.randint(start + 8, end - 1)
+            f.seek(at)
+            f.write(bytes([data[at] ^ 0xFF]))
+            return f"{path.name}: flipped byte {at} of the last record ({name}, [{start}, {end}))"
+        cut = rng.randint(start + 1, end - 1)
         f.truncate(cut)
-    return f"{path.name}: cut at {cut} inside the last record [{start}, {end})"
+        return f"{path.name}: cut at {cut} inside the last record ({name}, [{start}, {end}))"
+
+
+def tear_log_tail(data_dir: Path, rng: random.Random) -> str:
+    return _damage_tail(data_dir, rng, flip=False)
 
 
 def flip_log_tail(data_dir: Path, rng: random.Random) -> str:
-    path = newest_segment(data_dir)
-    data, start, end = _last_record(path)
-    at = rng.randint(start + 8, end - 1)
-    with open(path, "r+b") as f:
-        f.seek(at)
-        f.write(bytes([data[at] ^ 0xFF]))
-    return f"{path.name}: flipped byte {at} of the last record [{start}, {end})"
+    return _damage_tail(data_dir, rng, flip=True)
 
 
 def newest_snapshot(data_dir: Path) -> Path | None:

@@ -14,7 +14,7 @@ import time
 from . import disk
 from .cluster import Cluster
 from .history import History, now_ns
-from .netns import HOST, Network
+from .netns import Network
 
 
 class Nemesis:
@@ -38,15 +38,17 @@ class Nemesis:
     def _restart(self, m: int) -> None:
         self.cluster.members[m].start()
         self.cluster.wait_ready(timeout=90, ids=[m])
-        self._note(f"member {m} restarted and ready")
+        self.cluster.wait_caught_up(m)
+        self._note(f"member {m} restarted and caught up")
 
     def recover(self) -> None:
         """Heals the network, restarts every dead member and waits until all are ready."""
         self.net.heal()
-        for m, member in self.cluster.members.items():
-            if not member.alive:
-                member.start()
-        self.cluster.wait_ready(timeout=120, ids=list(self.cluster.members))
+        serving = self.cluster.serving
+        for m in serving:
+            if not self.cluster.members[m].alive:
+                self.cluster.members[m].start()
+        self.cluster.wait_ready(timeout=120, ids=serving)
 
     # -- the faults -----------------------------------------------------------------------
 
@@ -170,4 +172,3 @@ class Nemesis:
 
 ALL_FAULTS = ["kill", "kill-leader", "tear-log", "flip-log", "flip-snapshot", "partition",
               "one-way", "isolate-leader", "cut-clients"]
-_ = HOST  # re-exported for scenarios that cut clients by hand

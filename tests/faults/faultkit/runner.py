@@ -57,6 +57,8 @@ class EpochResult:
     problems: list[str] = field(default_factory=list)
     lin: linearizability.Report | None = None
     seconds_checking: float = 0.0
+    seconds_linearizability: float = 0.0
+    seconds_waiting_for_expiry: float = 0.0
     session_moves: int = 0
     sessions_expired: int = 0
     facts: list[dict] = field(default_factory=list)
@@ -70,12 +72,15 @@ class EpochResult:
         return (f"epoch {self.epoch}: {self.ops} ops (ok {c.get('ok', 0)}, fail {c.get('fail', 0)}, "
                 f"info {c.get('info', 0)}), {len(self.faults)} faults, "
                 f"{self.session_moves} session moves, {self.sessions_expired} sessions expired, "
-                f"checked in {self.seconds_checking:.1f}s: "
+                f"checked in {self.seconds_checking:.1f}s (linearizability "
+                f"{self.seconds_linearizability:.1f}s, waiting for expiries "
+                f"{self.seconds_waiting_for_expiry:.1f}s): "
                 + ("OK" if self.ok else f"{len(self.problems)} PROBLEMS"))
 
 
 class Run:
     def __init__(self, kind: str = "keepr", members: int = 3, binary: str | None = None,
+                 initial: list[int] | None = None,
                  seed: int | None = None, workers: int = 6, config: Config | None = None,
                  env: dict | None = None, artifacts: str | None = None, tick_ms: int = 1000,
                  snapshot_every: int = 500):
@@ -85,6 +90,7 @@ class Run:
         self.n_workers = workers
         self.config = config or Config()
         self.members = list(range(1, members + 1))
+        self.initial = initial or self.members
         self.binary = binary
         self.env = env or {}
         self.tick_ms = tick_ms
@@ -105,7 +111,7 @@ class Run:
         self._old_term = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             self.net = Network(self.members).setup()
-            self.cluster = Cluster(self.kind, self.net, self.workdir, self.members,
+            self.cluster = Cluster(self.kind, self.net, self.workdir, self.initial,
                                    binary=self.binary, env=self.env, tick_ms=self.tick_ms,
                                    snapshot_every=self.snapshot_every)
             self.cluster.start()
@@ -140,7 +146,7 @@ class Run:
     # -- one epoch ------------------------------------------------------------------------
 
     def _doomed_session(self, path: str) -> tuple[subprocess.Popen, int]:
-        m = self.rng.choice(self.members)
+        m = self.rng.choice(self.cluster.serving)
         p = subprocess.Popen(
             ["/usr/bin/python3", "-c", DOOMED_SCRIPT, self.cluster.members[m].addr, path,
              str(self.config.session_timeout)],
@@ -252,10 +258,13 @@ class Run:
 
     def _final_checks(self, config, history, initial, workers, doomed, result) -> None:
         queues, ephs = {}, {}
-        for m in self.members:
+        final_members = self.cluster.serving
+        for m in final_members:
             queues[m], ephs[m] = self._read_member(m, config, history)
         ops = history.completed()
+        t0 = time.monotonic()
         lin = linearizability.check(ops, initial)
+        result.seconds_linearizability = time.monotonic() - t0
         result.lin = lin
         if not lin.ok:
             result.problems.append("linearizability:\n" + lin.explain())
@@ -270,11 +279,13 @@ class Run:
         if problems:
             # Ended sessions' ephemerals go when the leader expires them: a session timeout
             # (plus a new leader's grace of one more) after the end. Wait for that, bounded.
-            deadline = time.monotonic() + 3 * config.session_timeout + 10
+            t0 = time.monotonic()
+            deadline = t0 + 3 * config.session_timeout + 10
             while problems and time.monotonic() < deadline:
                 time.sleep(0.5)
-                ephs = {m: self._read_member(m, config, History())[1] for m in self.members}
+                ephs = {m: self._read_member(m, config, History())[1] for m in final_members}
                 problems = final_state.check_ephemerals(alive, gone, ephs)
+            result.seconds_waiting_for_expiry = time.monotonic() - t0
         result.problems += problems
 
 
