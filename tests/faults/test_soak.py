@@ -16,6 +16,7 @@ import pytest
 
 from faultkit.nemesis import ALL_FAULTS
 from faultkit.runner import Run
+from faultkit.workload import Config
 
 EPOCH_SECONDS = 90
 
@@ -27,7 +28,10 @@ def test_soak_with_every_fault_kind_finds_no_anomaly(keepr_bin, seed, artifacts,
     results = []
     fault_counts = collections.Counter()
     started = time.time()
-    with Run(binary=keepr_bin, seed=seed, artifacts=artifacts, workers=6) as run:
+    # More registers than in CI: fewer operations per register keep the linearizability
+    # search (exponential in per-register concurrency) fast over long epochs.
+    with Run(binary=keepr_bin, seed=seed, artifacts=artifacts, workers=6,
+             config=Config(registers=8)) as run:
         while time.monotonic() < deadline:
             n_faults = run.rng.randint(3, 6)
 

@@ -25,7 +25,9 @@ keepr-log's `Record`: 0 header, 1 entry, 2 vote, 3 committed, 4 truncate, 5 purg
 from __future__ import annotations
 
 import random
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 
@@ -126,3 +128,25 @@ def flip_snapshot(data_dir: Path, rng: random.Random) -> str:
             f.write(bytes([b[0] ^ 0x5A]))
             flipped.append(at)
     return f"{path.name} ({size} bytes): flipped bytes at {flipped}"
+
+
+def backup(data_dir: Path, workdir: Path) -> Path:
+    """A copy of a stopped member's log and snapshots (in the run's workdir, removed with
+    it), to put back with `restore` or drop with `discard`."""
+    dest = Path(tempfile.mkdtemp(prefix="backup-", dir=workdir))
+    for part in ("log", "snapshots"):
+        if (data_dir / part).exists():
+            shutil.copytree(data_dir / part, dest / part)
+    return dest
+
+
+def restore(data_dir: Path, saved: Path) -> None:
+    for part in ("log", "snapshots"):
+        shutil.rmtree(data_dir / part, ignore_errors=True)
+        if (saved / part).exists():
+            shutil.copytree(saved / part, data_dir / part)
+    shutil.rmtree(saved, ignore_errors=True)
+
+
+def discard(saved: Path) -> None:
+    shutil.rmtree(saved, ignore_errors=True)

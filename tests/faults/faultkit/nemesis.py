@@ -12,7 +12,7 @@ import random
 import time
 
 from . import disk
-from .cluster import Cluster
+from .cluster import Cluster, ClusterError
 from .history import History, now_ns
 from .netns import Network
 
@@ -23,6 +23,8 @@ class Nemesis:
         self.cluster, self.net, self.history, self.rng = cluster, net, history, rng
         self.session_timeout = session_timeout
         self.faults: list[str] = []
+        # Things keepr must survive but did not (a member that cannot restart).
+        self.anomalies: list[str] = []
 
     def _note(self, what: str) -> None:
         self.faults.append(what)
@@ -79,6 +81,7 @@ class Nemesis:
         m = self.rng.choice(candidates)
         member = self.cluster.members[m]
         member.kill()
+        backup = disk.backup(member.data_dir, self.cluster.workdir)
         if how == "tear-log":
             detail = disk.tear_log_tail(member.data_dir, self.rng)
         elif how == "flip-log":
@@ -88,7 +91,19 @@ class Nemesis:
         else:
             detail = "no snapshot to damage"
         self._note(f"killed member {m}{' (leader)' if m == lead else ''}, {how}: {detail}")
-        self._restart(m)
+        try:
+            self._restart(m)
+        except ClusterError as e:
+            # keepr must restart from this damage; it did not. Report it, then put the
+            # files back as they were so the run can go on and find more.
+            line = next((ln for ln in reversed(member.log_tail(20).splitlines())
+                         if "keepr:" in ln or "ERROR" in ln), str(e).splitlines()[0])
+            self.anomalies.append(f"member {m} could not restart after {how} ({detail}): {line.strip()}")
+            self._note(f"member {m} did not restart; restoring its files from before the damage")
+            member.kill()
+            disk.restore(member.data_dir, backup)
+            self._restart(m)
+        disk.discard(backup)
         return {"member": m, "detail": detail}
 
     def partition(self) -> dict:

@@ -202,6 +202,7 @@ class Run:
         stuck = [w.name for w in workers if w.is_alive()]
         result = EpochResult(self.epoch, len(history.ops), history.counts(), nemesis.faults,
                              facts=facts)
+        result.problems += nemesis.anomalies
         result.problems += [f"worker {w.name} crashed: {w.error!r}" for w in workers if w.error]
         result.problems += [f"worker {n} did not stop" for n in stuck]
         t0 = time.monotonic()
