@@ -9,7 +9,7 @@
 //! client: text for a four-letter word, nothing without a handshake, otherwise a
 //! ConnectResponse (readOnly echoed as sent) followed by reply frames that each decode as
 //! the answer to the request they claim (ZooKeeper's reply order; auth replies, which
-//! ZooKeeper sends at once with xid -4, may overtake; notifications anywhere). A decoded
+//! ZooKeeper sends at once, may overtake; notifications anywhere). A decoded
 //! request goes unanswered only if the connection closed on a request that closes it or on
 //! a fatal frame.
 #![no_main]
@@ -77,7 +77,7 @@ async fn serve(stream: &[u8], step: usize) -> Vec<u8> {
 struct Sent {
     xid: i32,
     op: i32,
-    /// A well-formed auth: answered on arrival with xid -4, outside the pipeline.
+    /// A well-formed auth: answered on arrival, outside the pipeline.
     auth: bool,
 }
 
@@ -177,21 +177,16 @@ fn check(stream: &[u8], out: &[u8]) {
         return;
     }
 
-    // Replies in request order, except auth (answered on arrival, always xid -4). A frame
-    // with xid -4 may answer either; only auth answers AUTHFAILED.
+    // Replies in request order, except auth, which is answered on arrival (out of band, as
+    // ZooKeeper does). Only auth answers AUTHFAILED.
     let (auths, ordered): (Vec<Sent>, Vec<Sent>) = sent.iter().partition(|s| s.auth);
     let (mut next, mut next_auth) = (0, 0);
     let mut last: Option<(Sent, Response)> = None;
-    // The reply to `s` that `frame` is, if it is one (auth is answered with xid -4).
+    // The reply to `s` that `frame` is, if it is one.
     let reply_to = |frame: &Bytes, s: Option<&Sent>| {
         let s = *s?;
-        let (op, xid) = if s.auth {
-            (op::AUTH, xid::AUTH)
-        } else {
-            (s.op, s.xid)
-        };
-        let r = Response::decode(frame.clone(), op).ok()?;
-        (r.header.xid == xid).then_some((s, r))
+        let r = Response::decode(frame.clone(), s.op).ok()?;
+        (r.header.xid == s.xid).then_some((s, r))
     };
     while let Some(frame) = next_frame(&mut buf) {
         let auth_failed = reply_to(&frame, auths.get(next_auth))
