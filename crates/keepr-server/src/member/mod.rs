@@ -276,7 +276,10 @@ impl Member {
                 crate::admin::AdminService::new(inner.clone(), true),
             );
             let mut rx = shutdown_rx.clone();
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(peer_listener);
+            // Raft and forwarded writes are small, latency-bound messages: without TCP_NODELAY,
+            // Nagle's algorithm and delayed acks add tens of milliseconds to a round trip.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(peer_listener).with_nodelay(Some(true));
             tasks.spawn(async move {
                 let result = tonic::transport::Server::builder()
                     .tcp_nodelay(true)
@@ -322,7 +325,8 @@ impl Member {
                 crate::admin::AdminService::new(inner.clone(), false),
             );
             let mut rx = shutdown_rx.clone();
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
             tasks.spawn(async move {
                 let result = tonic::transport::Server::builder()
                     .add_service(admin)

@@ -10,13 +10,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use keepr_proto::peer::peer_client::PeerClient as GrpcClient;
 use keepr_proto::peer::{RaftMessage, SnapshotChunk};
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::VoteOf;
 use parking_lot::Mutex;
@@ -247,6 +249,48 @@ impl RaftNetworkV2<TypeConfig> for NetClient {
             c.append_entries(r).await
         })
         .await
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        _option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        let target = self.target;
+        let client = self.client();
+        Box::pin(async move {
+            let mut client = client?;
+            // An encoding failure would be a bug; the empty payload then fails on the other
+            // side and ends the stream, which openraft retries.
+            let outbound = input.map(|req| RaftMessage {
+                payload: encode(&req).unwrap_or_default(),
+            });
+            let replies = client
+                .stream_append(outbound)
+                .await
+                .map_err(|s| rpc_error(target, s))?
+                .into_inner();
+            let results = replies.map(move |m| {
+                let m = m.map_err(|s| rpc_error(target, s))?;
+                let result: Result<StreamAppendResult<TypeConfig>, String> = decode(&m.payload)
+                    .map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
+                result.map_err(|remote| {
+                    RPCError::Network(NetworkError::from_string(format!(
+                        "member {target} failed the append: {remote}"
+                    )))
+                })
+            });
+            Ok(Box::pin(results) as BoxStream<'s, _>)
+        })
     }
 
     async fn vote(

@@ -82,6 +82,33 @@ impl Peer for PeerService {
         message(&result)
     }
 
+    type StreamAppendStream = BoxStream<RaftMessage>;
+
+    async fn stream_append(
+        &self,
+        req: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.check(&req)?;
+        let inner = self.inner.clone();
+        // Requests until the first bad or failed message, which ends the stream (the leader
+        // then starts a new one); a request is never silently skipped.
+        let requests = req
+            .into_inner()
+            .map(move |m| {
+                *inner.last_leader_contact.lock() = Instant::now();
+                m.ok()
+                    .and_then(|m| decode::<AppendEntriesRequest<TypeConfig>>(&m.payload).ok())
+            })
+            .take_while(|r| futures::future::ready(r.is_some()))
+            .filter_map(futures::future::ready);
+        let results = self.inner.raft.stream_append(requests).map(|r| {
+            encode(&r.map_err(|fatal| fatal.to_string()))
+                .map(|payload| RaftMessage { payload })
+                .map_err(Status::internal)
+        });
+        Ok(Response::new(Box::pin(results)))
+    }
+
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check(&req)?;
         let rpc: VoteRequest<TypeConfig> =
