@@ -13,12 +13,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use keepr_tree::{EventType, Tree, WatchEvent, WatchManager, WatcherId};
+use bytes::BytesMut;
+use keepr_tree::{
+    Command, EventType, Tree, Triggers, TxnOp, TxnResult, WatchEvent, WatchManager, WatcherId,
+};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
-use crate::raft::types::{LogId, StoredMembership};
+use crate::raft::types::{LogId, StoredMembership, WriteReply};
+use crate::zk::reply;
 
 /// The replicated state as this member has applied it.
 pub struct TreeState {
@@ -294,5 +298,57 @@ impl Shared {
         let mut rx = self.applied.subscribe();
         // The sender lives as long as `self`, so this only ends when the index is reached.
         let _ = rx.wait_for(|applied| *applied >= index).await;
+    }
+}
+
+/// Space reused by every apply, so applying allocates only for what it produces.
+#[derive(Default)]
+pub struct ApplyScratch {
+    triggers: Triggers,
+    events: Vec<WatchEvent>,
+}
+
+/// Applies `cmd` (time already stamped) at `zxid` to `tree`, which the caller holds through
+/// `shared.tree`'s write lock, and queues the watch events it fires on their connections
+/// before returning: the lock is still held, so no read can observe the change before its
+/// events are queued (see [`crate::state`]). A successful closeSession also closes the
+/// connection that served the session.
+pub fn apply_and_deliver(
+    tree: &mut Tree,
+    shared: &Shared,
+    zxid: i64,
+    cmd: &Command,
+    scratch: &mut ApplyScratch,
+) -> TxnResult {
+    scratch.triggers.clear();
+    let result = tree.apply_at(zxid, cmd, &mut scratch.triggers);
+    let session_closed = matches!(cmd.op, TxnOp::CloseSession) && result.is_ok();
+    if !scratch.triggers.is_empty() || session_closed {
+        let mut w = shared.watches.lock();
+        scratch.events.clear();
+        w.manager.process(&scratch.triggers, &mut scratch.events);
+        w.deliver(zxid, &scratch.events, &shared.metrics);
+        if session_closed {
+            w.session_closed(cmd.session);
+        }
+    }
+    result
+}
+
+/// What the proposer of a write is answered: the error code, or 0 and the encoded body.
+pub fn write_reply(result: &TxnResult) -> WriteReply {
+    match result {
+        Ok(r) => {
+            let mut body = BytesMut::new();
+            reply::write_body(r).write(&mut body);
+            WriteReply {
+                err: 0,
+                body: body.to_vec(),
+            }
+        }
+        Err(code) => WriteReply {
+            err: code.code(),
+            body: Vec::new(),
+        },
     }
 }

@@ -229,17 +229,7 @@ impl Member {
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
 
-        let settings = ZkSettings {
-            node_id: config.id,
-            tick: config.tick,
-            min_session_timeout: config.min_session_timeout,
-            max_session_timeout: config.max_session_timeout,
-            super_digest: config.super_digest.clone(),
-            max_frame: config.max_frame,
-            four_letter_words: config.four_letter_words.clone(),
-            client_addr: config.zk_addr.clone(),
-            data_dir: config.data_dir.display().to_string(),
-        };
+        let settings = ZkSettings::from(&config);
         let (ptx, prx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             raft_id,

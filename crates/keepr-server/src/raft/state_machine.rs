@@ -13,24 +13,21 @@
 use std::io;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use futures::StreamExt;
-use keepr_tree::{Tree, TreeConfig, Triggers, WatchEvent};
+use keepr_tree::{Tree, TreeConfig};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::EntryPayload;
 
 use super::snapshot_store::{SnapshotFile, SnapshotStore};
 use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WriteReply};
-use crate::state::{CloseReason, ConnSignal, Shared};
-use crate::zk::reply;
+use crate::state::{apply_and_deliver, write_reply, ApplyScratch, CloseReason, ConnSignal, Shared};
 
 pub struct StateMachine {
     shared: Arc<Shared>,
     snapshots: SnapshotStore,
     tree_config: TreeConfig,
     /// Scratch space reused by every apply.
-    triggers: Triggers,
-    events: Vec<WatchEvent>,
+    scratch: ApplyScratch,
 }
 
 impl StateMachine {
@@ -39,8 +36,7 @@ impl StateMachine {
             shared,
             snapshots,
             tree_config,
-            triggers: Triggers::new(),
-            events: Vec::new(),
+            scratch: ApplyScratch::default(),
         }
     }
 
@@ -55,35 +51,15 @@ impl StateMachine {
                 WriteReply::default()
             }
             EntryPayload::Normal(logged) => {
-                let cmd = logged.command();
-                self.triggers.clear();
-                let result = st.tree.apply_at(index as i64, cmd, &mut self.triggers);
-                let session_closed =
-                    matches!(cmd.op, keepr_tree::TxnOp::CloseSession) && result.is_ok();
-                if !self.triggers.is_empty() || session_closed {
-                    let mut w = self.shared.watches.lock();
-                    self.events.clear();
-                    w.manager.process(&self.triggers, &mut self.events);
-                    w.deliver(index as i64, &self.events, &self.shared.metrics);
-                    if session_closed {
-                        w.session_closed(cmd.session);
-                    }
-                }
+                let result = apply_and_deliver(
+                    &mut st.tree,
+                    &self.shared,
+                    index as i64,
+                    logged.command(),
+                    &mut self.scratch,
+                );
                 if want_reply {
-                    match result {
-                        Ok(r) => {
-                            let mut body = BytesMut::new();
-                            reply::write_body(&r).write(&mut body);
-                            WriteReply {
-                                err: 0,
-                                body: body.to_vec(),
-                            }
-                        }
-                        Err(code) => WriteReply {
-                            err: code.code(),
-                            body: Vec::new(),
-                        },
-                    }
+                    write_reply(&result)
                 } else {
                     WriteReply::default()
                 }

@@ -73,6 +73,22 @@ pub struct ZkSettings {
     pub data_dir: String,
 }
 
+impl From<&crate::config::Config> for ZkSettings {
+    fn from(c: &crate::config::Config) -> ZkSettings {
+        ZkSettings {
+            node_id: c.id,
+            tick: c.tick,
+            min_session_timeout: c.min_session_timeout,
+            max_session_timeout: c.max_session_timeout,
+            super_digest: c.super_digest.clone(),
+            max_frame: c.max_frame,
+            four_letter_words: c.four_letter_words.clone(),
+            client_addr: c.zk_addr.clone(),
+            data_dir: c.data_dir.display().to_string(),
+        }
+    }
+}
+
 impl ZkSettings {
     /// ZooKeeper's negotiation: the requested timeout clamped to the configured bounds.
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {

@@ -796,7 +796,7 @@ impl Connection {
                         });
                         self.info.sent();
                         self.record_latency(op, started);
-                        if op == op::CLOSE_SESSION {
+                        if op == op::CLOSE_SESSION && header.err == 0 {
                             return Err(ConnError::SessionClosed);
                         }
                     }

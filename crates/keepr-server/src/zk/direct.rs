@@ -16,91 +16,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use keepr_tree::{Command, Tree, TreeConfig, Triggers, TxnOp, TxnResult, WatchEvent};
+use keepr_tree::{Command, Tree, TreeConfig};
 use openraft::type_config::alias::LeaderIdOf;
 use openraft::vote::RaftLeaderId;
 use parking_lot::Mutex;
 
 use super::backend::{Applied, Backend, Mode, ProposeError, ZkSettings};
-use super::reply;
 use crate::config::{Config, ALL_FOUR_LETTER_WORDS};
 use crate::metrics::Metrics;
-use crate::raft::types::{LogId, TypeConfig, WriteReply};
+use crate::raft::types::{LogId, TypeConfig};
 use crate::sessions::{SessionIds, SessionTracker};
-use crate::state::Shared;
-
-/// Space reused by every apply, so applying allocates only for what it produces.
-#[derive(Default)]
-pub struct ApplyScratch {
-    triggers: Triggers,
-    events: Vec<WatchEvent>,
-}
-
-/// Applies `cmd` (zxid and time already stamped) to `tree`, which the caller holds through
-/// `shared.tree`'s write lock, and queues the watch events it fires on their connections
-/// before returning: the lock is still held, so no read can observe the change before its
-/// events are queued (see [`crate::state`]). A successful closeSession also closes the
-/// connection that served the session.
-pub fn apply_and_deliver(
-    tree: &mut Tree,
-    shared: &Shared,
-    cmd: &Command,
-    scratch: &mut ApplyScratch,
-) -> TxnResult {
-    scratch.triggers.clear();
-    let result = tree.apply(cmd, &mut scratch.triggers);
-    let session_closed = matches!(cmd.op, TxnOp::CloseSession) && result.is_ok();
-    if !scratch.triggers.is_empty() || session_closed {
-        let mut w = shared.watches.lock();
-        scratch.events.clear();
-        w.manager.process(&scratch.triggers, &mut scratch.events);
-        w.deliver(cmd.zxid, &scratch.events, &shared.metrics);
-        if session_closed {
-            w.session_closed(cmd.session);
-        }
-    }
-    result
-}
-
-/// What the proposer of a write is answered: the error code, or 0 and the encoded body.
-pub fn write_reply(result: &TxnResult) -> WriteReply {
-    match result {
-        Ok(r) => {
-            let mut body = BytesMut::new();
-            reply::write_body(r).write(&mut body);
-            WriteReply {
-                err: 0,
-                body: body.to_vec(),
-            }
-        }
-        Err(code) => WriteReply {
-            err: code.code(),
-            body: Vec::new(),
-        },
-    }
-}
+use crate::state::{apply_and_deliver, write_reply, ApplyScratch, Shared};
 
 /// Protocol settings of a standalone member with ZooKeeper's defaults (those of
 /// [`Config::new`]) and every four-letter word enabled.
 pub fn standalone_settings() -> ZkSettings {
-    let c = Config::new(1, PathBuf::new());
-    ZkSettings {
-        node_id: c.id,
-        tick: c.tick,
-        min_session_timeout: c.min_session_timeout,
-        max_session_timeout: c.max_session_timeout,
-        super_digest: c.super_digest,
-        max_frame: c.max_frame,
-        four_letter_words: ALL_FOUR_LETTER_WORDS
-            .iter()
-            .map(|w| w.to_string())
-            .collect(),
-        client_addr: c.zk_addr,
-        data_dir: c.data_dir.display().to_string(),
-    }
+    let mut settings = ZkSettings::from(&Config::new(1, PathBuf::new()));
+    settings.four_letter_words = ALL_FOUR_LETTER_WORDS
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    settings
 }
 
 /// A member of one that applies writes as they are proposed.
@@ -144,7 +82,7 @@ impl DirectBackend {
         let index = st.applied_index() + 1;
         cmd.zxid = index as i64;
         cmd.time = now_ms();
-        let result = apply_and_deliver(&mut st.tree, &self.shared, &cmd, &mut scratch);
+        let result = apply_and_deliver(&mut st.tree, &self.shared, cmd.zxid, &cmd, &mut scratch);
         st.last_applied = Some(self.log_id(index));
         drop(st);
         drop(scratch);
@@ -213,6 +151,7 @@ mod tests {
 
     use bytes::{Bytes, BytesMut};
     use keepr_tree::acl::open_acl_unsafe;
+    use keepr_tree::TxnOp;
     use keepr_wire::codes::{event_type, op, xid};
     use keepr_wire::frame::{encode_frame, FrameDecoder};
     use keepr_wire::jute::Jute;
