@@ -12,7 +12,8 @@ mkdir -p "$CARGO_TARGET_DIR"
 # zookeeper: the reference server and zkCli for differential and golden-byte tests.
 # python3-kazoo: a real Python client (for /usr/bin/python3, Debian's interpreter);
 # python3-pytest(-timeout) runs the client suites in tests/python.
-apt_packages=(zookeeper python3-kazoo python3-pytest python3-pytest-timeout)
+# prometheus: a real scraper for the metrics test (crates/keepr/tests/prometheus.rs).
+apt_packages=(zookeeper python3-kazoo python3-pytest python3-pytest-timeout prometheus)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

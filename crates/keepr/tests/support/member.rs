@@ -112,6 +112,11 @@ impl Member {
         format!("127.0.0.1:{}", self.ports.zk)
     }
 
+    /// `127.0.0.1:PORT` of the HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.http)
+    }
+
     /// Everything the member's processes wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
