@@ -84,3 +84,12 @@ def artifacts(request):
 @pytest.fixture
 def soak_minutes(request):
     return request.config.getoption("--soak-minutes")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The soak runs for --soak-minutes plus its last epoch: give it that (pytest.ini's
+    # per-test timeout is for the CI scenarios).
+    minutes = config.getoption("--soak-minutes")
+    for item in items:
+        if "soak" in item.name and minutes > 0:
+            item.add_marker(pytest.mark.timeout(int(minutes * 60) + 1200))

@@ -19,7 +19,7 @@ import itertools
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"

@@ -68,6 +68,15 @@ class Nemesis:
         self._restart(m)
         return {"killed": m, "was_leader": m == lead}
 
+    def restart_leader(self) -> dict:
+        """SIGKILL the leader and start it again at once, before the others' leader lease
+        runs out: it comes back while they still follow it."""
+        lead = self._leader()
+        self.cluster.members[lead].kill()
+        self._note(f"killed member {lead} (leader), restarting it at once")
+        self._restart(lead)
+        return {"killed": lead}
+
     def damaged_restart(self, how: str) -> dict:
         """Kill a member, damage its files (`tear-log`, `flip-log`, `flip-snapshot`), restart."""
         lead = self._leader()
@@ -172,6 +181,8 @@ class Nemesis:
             return self.kill()
         if kind == "kill-leader":
             return self.kill(leader=True)
+        if kind == "restart-leader":
+            return self.restart_leader()
         if kind in ("tear-log", "flip-log", "flip-snapshot"):
             return self.damaged_restart(kind)
         if kind == "partition":
@@ -185,5 +196,5 @@ class Nemesis:
         raise ValueError(f"unknown fault {kind!r}")
 
 
-ALL_FAULTS = ["kill", "kill-leader", "tear-log", "flip-log", "flip-snapshot", "partition",
+ALL_FAULTS = ["kill", "kill-leader", "restart-leader", "tear-log", "flip-log", "flip-snapshot", "partition",
               "one-way", "isolate-leader", "cut-clients"]

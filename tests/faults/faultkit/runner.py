@@ -11,7 +11,6 @@ on one long-lived ensemble (its log and snapshots keep growing across them).
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
@@ -23,12 +22,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from . import final_state, linearizability, sessions
-from .cluster import Cluster, wait_for
-from .history import OK, History, now_ns
+from .cluster import Cluster
+from .history import OK, History
 from .nemesis import Nemesis
 from .netns import Network
 from .workload import Config, Worker, make_client, setup_tree, start_workers
@@ -38,7 +36,7 @@ WRITES = {"write", "cas", "create", "delete", "seq-create", "seq-delete"}
 # A session that a separate process opens, creates an ephemeral with, and then dies with
 # (SIGKILL): its session must expire and the ephemeral go, on every member.
 DOOMED_SCRIPT = """
-import sys, time
+import sys
 from kazoo.client import KazooClient
 c = KazooClient(hosts=sys.argv[1], timeout=float(sys.argv[3]))
 c.start(timeout=60)

@@ -24,7 +24,6 @@ ConnectionLoss, SessionExpired, OperationTimeout and a client-side timeout are `
 from __future__ import annotations
 
 import random
-import socket
 import threading
 from dataclasses import dataclass, field, replace
 
