@@ -148,6 +148,23 @@ impl AdminService {
     }
 }
 
+/// How long a membership call waits for its change to commit. A change that needs an
+/// unreachable member stays in flight in Raft and completes once that member answers; the
+/// caller is told so instead of being held indefinitely.
+const COMMIT_WAIT: Duration = Duration::from_secs(30);
+
+async fn committed<T, E: std::fmt::Display>(
+    change: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(COMMIT_WAIT, change).await {
+        Ok(r) => r.map_err(raft_err),
+        Err(_) => Err(Status::deadline_exceeded(
+            "the change is in flight but not committed yet (a member it needs is unreachable); \
+             it completes when that member answers",
+        )),
+    }
+}
+
 fn raft_err(e: impl std::fmt::Display) -> Status {
     let msg = e.to_string();
     if msg.contains("in progress") || msg.contains("InProgress") {
@@ -167,7 +184,13 @@ macro_rules! on_leader {
         match $self.leader_client(&m)? {
             Some(mut leader) => leader.$method($req.into_inner()).await,
             None => {
-                let _guard = $self.inner.membership_lock.lock().await;
+                // One change at a time through this leader; a caller racing another gets the
+                // same answer as a change already in Raft would give it.
+                let Ok(_guard) = $self.inner.membership_lock.try_lock() else {
+                    return Err(Status::failed_precondition(
+                        "a membership change is in progress",
+                    ));
+                };
                 let m = $self.metrics();
                 #[allow(clippy::redundant_closure_call)]
                 ($local)(m, $req.into_inner()).await
@@ -255,7 +278,11 @@ impl Admin for AdminService {
         if wanted.is_empty() {
             return Err(Status::invalid_argument("no members given"));
         }
-        let _guard = self.inner.membership_lock.lock().await;
+        let Ok(_guard) = self.inner.membership_lock.try_lock() else {
+            return Err(Status::failed_precondition(
+                "a membership change is in progress",
+            ));
+        };
         let m = self.metrics();
         let membership = m.membership_config.membership();
         if membership.voter_ids().next().is_some() {
@@ -304,17 +331,14 @@ impl Admin for AdminService {
                         "a membership change is in progress",
                     ));
                 }
-                self.inner
-                    .raft
-                    .add_learner(
-                        r.id,
-                        MemberNode {
-                            peer: r.peer_address,
-                        },
-                        false,
-                    )
-                    .await
-                    .map_err(raft_err)?;
+                committed(self.inner.raft.add_learner(
+                    r.id,
+                    MemberNode {
+                        peer: r.peer_address,
+                    },
+                    false,
+                ))
+                .await?;
                 Ok(Response::new(self.reply(true)))
             }
         )
@@ -366,11 +390,13 @@ impl Admin for AdminService {
                         }
                     )));
                 }
-                self.inner
-                    .raft
-                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([r.id])), false)
-                    .await
-                    .map_err(raft_err)?;
+                committed(
+                    self.inner.raft.change_membership(
+                        ChangeMembers::AddVoterIds(BTreeSet::from([r.id])),
+                        false,
+                    ),
+                )
+                .await?;
                 Ok(Response::new(self.reply(true)))
             }
         )
@@ -419,11 +445,7 @@ impl Admin for AdminService {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([r.id]))
                 };
-                self.inner
-                    .raft
-                    .change_membership(change, false)
-                    .await
-                    .map_err(raft_err)?;
+                committed(self.inner.raft.change_membership(change, false)).await?;
                 Ok(Response::new(self.reply(true)))
             }
         )

@@ -5,11 +5,14 @@
 //!   members and waits for an operator (or the Kubernetes operator) to add it.
 //! - `--initial-members`: normally the first start of a new ensemble: incarnation 0, the
 //!   derived cluster id, and Raft is initialized with the listed members. But if the other
-//!   members already run an ensemble that has replicated to this member's first incarnation,
-//!   this directory lost data it once held: reusing the id could elect two leaders or lose
-//!   committed writes, so the member takes a new incarnation and waits to be re-added (its
-//!   old id shows as stale in `Status`). If the ensemble exists but never reached this
-//!   member (it was slow to start), it simply starts as incarnation 0.
+//!   members already run an ensemble that committed more than its bootstrap entries, this
+//!   directory may have lost data (and votes) it once held: reusing the id could elect two
+//!   leaders or lose committed writes, so the member takes a new incarnation and waits to be
+//!   re-added (its old id shows as stale in `Status`). Members started together all see an
+//!   ensemble at most one election old and start as listed. (Which member acknowledged what
+//!   is not recorded anywhere that survives a leader change, so "committed anything yet" is
+//!   the safe test; a member that first starts after the ensemble took writes is simply
+//!   added as a new member.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +28,10 @@ use crate::raft::types::MemberNode;
 /// How long a starting member looks for a leader among its peers before it assumes the
 /// ensemble is new (or cannot form without it).
 const PROBE_FOR: Duration = Duration::from_secs(10);
+
+/// The most a freshly bootstrapped ensemble commits before any client write: the initial
+/// membership, then a blank entry per election (allowing for one retried election).
+const BOOTSTRAP_ENTRIES: u64 = 3;
 
 pub(super) async fn resolve_identity(config: &Config) -> Result<Identity, StartError> {
     if let Some(id) = identity::load(&config.data_dir, config.id)? {
@@ -74,9 +81,9 @@ pub(super) async fn resolve_identity(config: &Config) -> Result<Identity, StartE
 enum Existing {
     /// No running ensemble among the initial members: form it.
     Fresh,
-    /// An ensemble runs and has never replicated to our first incarnation.
+    /// An ensemble runs but has committed nothing beyond its bootstrap.
     Unreached { cluster_id: String },
-    /// An ensemble runs and has replicated to our first incarnation before.
+    /// An ensemble runs and has committed data this directory may once have held.
     HeldData,
 }
 
@@ -84,8 +91,25 @@ async fn probe(channels: &PeerChannels, addr: &str) -> Option<ProbeReply> {
     let mut client = channels.client(addr).ok()?;
     let call = client.probe(ProbeRequest::default());
     match tokio::time::timeout(Duration::from_secs(1), call).await {
-        Ok(Ok(r)) => Some(r.into_inner()),
-        _ => None,
+        Ok(Ok(r)) => {
+            let r = r.into_inner();
+            tracing::info!(
+                peer = addr,
+                member = %identity::display(r.id),
+                initialized = r.initialized,
+                leader = %identity::display(r.leader),
+                "probed peer"
+            );
+            Some(r)
+        }
+        Ok(Err(e)) => {
+            tracing::info!(peer = addr, error = %e, "peer did not answer the probe");
+            None
+        }
+        Err(_) => {
+            tracing::info!(peer = addr, "peer probe timed out");
+            None
+        }
     }
 }
 
@@ -100,7 +124,6 @@ async fn probe_existing(config: &Config) -> Existing {
         return Existing::Fresh;
     }
     let channels = PeerChannels::new(ClusterIdCell::default());
-    let first = identity::raft_id(config.id, 0);
     let deadline = Instant::now() + PROBE_FOR;
     let mut saw_initialized = false;
     loop {
@@ -123,7 +146,7 @@ async fn probe_existing(config: &Config) -> Existing {
         if let Some(addr) = leader.and(others.get(&ordinal)) {
             if let Some(r) = probe(&channels, addr).await {
                 if r.leader == r.id && !r.cluster_id.is_empty() {
-                    return if r.never_replicated.contains(&first) {
+                    return if r.committed <= BOOTSTRAP_ENTRIES {
                         Existing::Unreached {
                             cluster_id: r.cluster_id,
                         }

@@ -279,16 +279,6 @@ impl Peer for PeerService {
             self.inner.record_announcement(req.id, req.peer_address);
         }
         let m = self.inner.raft.metrics().borrow_watched().clone();
-        let never_replicated = m
-            .replication
-            .as_ref()
-            .map(|r| {
-                r.iter()
-                    .filter(|(_, matched)| matched.is_none())
-                    .map(|(id, _)| *id)
-                    .collect()
-            })
-            .unwrap_or_default();
         let initialized = m
             .membership_config
             .membership()
@@ -300,7 +290,7 @@ impl Peer for PeerService {
             cluster_id: self.inner.cluster.get().unwrap_or_default(),
             initialized,
             leader: m.current_leader.unwrap_or(0),
-            never_replicated,
+            committed: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
         }))
     }
 

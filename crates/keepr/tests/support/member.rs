@@ -57,10 +57,21 @@ impl Ports {
     }
 }
 
+/// How a member finds its ensemble.
+#[derive(Debug, Clone)]
+enum Membership {
+    /// `--initial-members`: bootstrap (or resume) the listed ensemble.
+    Bootstrap(String),
+    /// `--join`: announce to these peers and wait to be added.
+    Join(String),
+}
+
 pub struct Member {
     /// Holds `data/` and the log; `None` only while being dropped.
     dir: Option<tempfile::TempDir>,
     ports: Ports,
+    id: u64,
+    membership: Membership,
     extra_args: Vec<String>,
     child: Option<Child>,
     http: ureq::Agent,
@@ -70,6 +81,59 @@ impl Member {
     /// Starts a single-member ensemble with `extra_args` (e.g. `--snapshot-every 200`) added
     /// to the command line, and waits until it is ready.
     pub fn start(extra_args: &[&str]) -> Member {
+        let ports = Ports::free();
+        let members = format!("1=127.0.0.1:{}", ports.peer);
+        let mut member = Member::new(1, ports, Membership::Bootstrap(members), extra_args);
+        member.spawn_and_wait_ready();
+        member
+    }
+
+    /// Starts an ensemble of `n` members (ids 1..=n) bootstrapped together, and waits until
+    /// every member is ready.
+    pub fn ensemble(n: u64, extra_args: &[&str]) -> Vec<Member> {
+        let ports: Vec<Ports> = (0..n).map(|_| Ports::free()).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}=127.0.0.1:{}", i + 1, p.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Member> = ports
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Member::new(
+                    i as u64 + 1,
+                    p,
+                    Membership::Bootstrap(initial.clone()),
+                    extra_args,
+                )
+            })
+            .collect();
+        for m in members.iter_mut() {
+            m.spawn();
+        }
+        for m in members.iter_mut() {
+            blocking(|| m.wait_ready());
+        }
+        members
+    }
+
+    /// Starts member `id` with `--join` towards `peers` (peer addresses); it runs (its
+    /// `/healthz` answers) but is not ready until it is added to the ensemble.
+    pub fn joiner(id: u64, peers: &str, extra_args: &[&str]) -> Member {
+        let mut member = Member::new(
+            id,
+            Ports::free(),
+            Membership::Join(peers.to_string()),
+            extra_args,
+        );
+        member.spawn();
+        blocking(|| member.wait_healthy());
+        member
+    }
+
+    fn new(id: u64, ports: Ports, membership: Membership, extra_args: &[&str]) -> Member {
         let dir = tempfile::Builder::new()
             .prefix("keepr-test-")
             .tempdir()
@@ -80,15 +144,38 @@ impl Member {
                 .http_status_as_error(false)
                 .build(),
         );
-        let mut member = Member {
+        Member {
             dir: Some(dir),
-            ports: Ports::free(),
+            ports,
+            id,
+            membership,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             child: None,
             http,
-        };
-        member.spawn_and_wait_ready();
-        member
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the Raft peer listener.
+    pub fn peer_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.peer)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin (gRPC) listener.
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.grpc)
+    }
+
+    /// Deletes the data directory of a stopped member, as a lost disk would.
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "wipe: stop the member first");
+        let _ = std::fs::remove_dir_all(self.data_dir());
+    }
+
+    /// Starts the member again without waiting for readiness (a member that must be
+    /// re-added never becomes ready by itself).
+    pub fn restart_unready(&mut self) {
+        self.spawn();
+        blocking(|| self.wait_healthy());
     }
 
     fn dir(&self) -> &Path {
@@ -152,15 +239,18 @@ impl Member {
         let p = self.ports;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepr"));
         cmd.arg("server")
-            .args(["--id", "1"])
+            .args(["--id", &self.id.to_string()])
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--zk", &format!("127.0.0.1:{}", p.zk)])
             .args(["--grpc", &format!("127.0.0.1:{}", p.grpc)])
             .args(["--peer", &format!("127.0.0.1:{}", p.peer)])
             .args(["--http", &format!("127.0.0.1:{}", p.http)])
-            .args(["--initial-members", &format!("1=127.0.0.1:{}", p.peer)])
             .args(&self.extra_args);
+        match &self.membership {
+            Membership::Bootstrap(members) => cmd.args(["--initial-members", members]),
+            Membership::Join(peers) => cmd.args(["--join", peers]),
+        };
         // The tests read the log, so its level is theirs to choose, not the caller's shell's;
         // likewise no KEEPR_* setting of the caller may change the command line.
         cmd.env("RUST_LOG", "info,openraft=warn");
@@ -173,6 +263,11 @@ impl Member {
     }
 
     fn spawn_and_wait_ready(&mut self) {
+        self.spawn();
+        blocking(|| self.wait_ready());
+    }
+
+    fn spawn(&mut self) {
         assert!(self.child.is_none(), "the member is already running");
         let mut log = OpenOptions::new()
             .create(true)
@@ -189,13 +284,26 @@ impl Member {
             .spawn()
             .expect("spawning keepr server");
         self.child = Some(child);
-        blocking(|| self.wait_ready());
+    }
+
+    /// Polls `GET /healthz` until it answers 200 (the process serves), bounded.
+    fn wait_healthy(&mut self) {
+        self.wait_for_status("/healthz");
     }
 
     /// Polls `GET /readyz` until it answers 200; fails the test if the process exits first or
     /// the deadline passes.
     fn wait_ready(&mut self) {
-        let url = format!("http://127.0.0.1:{}/readyz", self.ports.http);
+        self.wait_for_status("/readyz");
+    }
+
+    /// Waits until the member is ready again (e.g. after being added to the ensemble).
+    pub fn wait_until_ready(&mut self) {
+        blocking(|| self.wait_ready());
+    }
+
+    fn wait_for_status(&mut self, path: &str) {
+        let url = format!("http://127.0.0.1:{}{path}", self.ports.http);
         let deadline = Instant::now() + PROCESS_DEADLINE;
         loop {
             if let Some(status) = self.exited() {
