@@ -18,6 +18,7 @@ pub fn command(zxid: i64, session: i64, op: TxnOp) -> Command {
         zxid,
         time: 1_000_000 + zxid,
         session,
+        owner: 0,
         auth: Vec::new(),
         op,
     }

@@ -39,25 +39,10 @@ from harness.failover import (
 STEPS = 6
 
 
-# keepr bug pinned by test_ensemble_sessions.py: a write sent through a member that died can be
-# applied after the client resumed its session elsewhere, which leaves kazoo's Lock waiting on
-# its own node.
-LATE_WRITE_BUG = (
-    "keepr applied a lock create the client had given up on (its member died) after the "
-    "client resumed its session on another member; ZooKeeper refuses it (SESSIONMOVED)"
-)
-
-
 def disrupt(ensemble, crew, progress):
-    """Kill and restart the leader, then the follower with the most clients. A stall that the
-    known keepr bug explains ends the test as an expected failure."""
-    try:
-        kill_and_restart(ensemble, crew, progress, ensemble.leader(), STEPS)
-        kill_and_restart(ensemble, crew, progress, busiest_follower(ensemble, crew), STEPS)
-    except AssertionError as e:
-        if ensemble.kind == "keepr3" and DOUBLE_CONTENDER in str(e):
-            pytest.xfail(f"{LATE_WRITE_BUG}: {str(e).splitlines()[0]}")
-        raise
+    """Kill and restart the leader, then the follower with the most clients."""
+    kill_and_restart(ensemble, crew, progress, ensemble.leader(), STEPS)
+    kill_and_restart(ensemble, crew, progress, busiest_follower(ensemble, crew), STEPS)
 
 
 class Workers:

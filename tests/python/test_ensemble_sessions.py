@@ -25,11 +25,6 @@ def followers(ensemble):
     return [m for m in ensemble.members if m is not leader]
 
 
-@pytest.mark.xfail_on(
-    "keepr3",
-    reason="keepr has no ensemble-wide session owner: a member applies writes of a connection "
-    "whose session moved to another member (ZooKeeper answers SESSIONMOVED)",
-)
 def test_a_write_through_a_member_the_session_moved_off_is_refused(fresh_ensemble):
     first, second = followers(fresh_ensemble)
     base = f"/moved-{uuid.uuid4().hex[:8]}"

@@ -262,6 +262,8 @@ impl Watches {
 }
 
 pub struct Shared {
+    /// See [`Shared::owner_of`].
+    owner_base: u64,
     pub node_id: u64,
     pub tree: RwLock<TreeState>,
     pub watches: Mutex<Watches>,
@@ -274,7 +276,11 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(node_id: u64, tree: Tree, metrics: Arc<Metrics>) -> Shared {
+        // Owner ids of this process's connections: member ordinal, a per-process random part
+        // (connection numbers restart with the process), the connection number.
+        let epoch = rand::random::<u16>() as u64;
         Shared {
+            owner_base: (node_id << 56) | (epoch << 40),
             node_id,
             tree: RwLock::new(TreeState {
                 tree,
@@ -287,6 +293,12 @@ impl Shared {
             stats: ServerStats::default(),
             next_conn_id: AtomicU64::new(1),
         }
+    }
+
+    /// The ensemble-unique id of this member's connection `conn` as a session owner
+    /// (`keepr_tree::Command::owner`).
+    pub fn owner_of(&self, conn: WatcherId) -> u64 {
+        self.owner_base | (conn & ((1 << 40) - 1))
     }
 
     pub fn next_conn_id(&self) -> WatcherId {

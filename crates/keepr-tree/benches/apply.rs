@@ -22,6 +22,7 @@ fn cmd(zxid: i64, op: TxnOp) -> Command {
         zxid,
         time: zxid,
         session: SESSION,
+        owner: 0,
         auth: Vec::new(),
         op,
     }

@@ -104,6 +104,9 @@ impl Tree {
     /// from the log position, after the command was encoded and shared).
     pub fn apply_at(&mut self, zxid: i64, cmd: &Command, triggers: &mut Triggers) -> TxnResult {
         triggers.clear();
+        if let Some(moved) = self.moved_session(cmd) {
+            return moved;
+        }
         let ctx = Ctx {
             zxid,
             time: cmd.time,
@@ -148,8 +151,15 @@ impl Tree {
             TxnOp::Check(r) => self.check(&ctx, &r.path, r.version),
             TxnOp::Multi(ops) => self.multi(&ctx, ops, triggers),
             TxnOp::CreateSession { timeout, passwd } => {
-                self.create_session(ctx.session, *timeout, *passwd)
+                self.create_session(ctx.session, cmd.owner, *timeout, *passwd)
             }
+            TxnOp::SetSessionOwner => match self.sessions.get_mut(&ctx.session) {
+                Some(s) => {
+                    s.owner = cmd.owner;
+                    Ok(OpResult::Session)
+                }
+                None => Err(ErrorCode::SessionExpired),
+            },
             TxnOp::CloseSession => self.close_session(&ctx, triggers),
             TxnOp::DeleteContainer { path } => self.delete_container(&ctx, path, triggers),
         };
@@ -157,6 +167,26 @@ impl Tree {
             self.last_zxid = cmd.zxid;
         }
         result
+    }
+
+    /// SESSIONMOVED for a client's command from a connection that no longer owns its session
+    /// (ZooKeeper's owner check, made at apply time so every member agrees). The server's own
+    /// commands (owner 0) and those that set the owner are not checked.
+    fn moved_session(&self, cmd: &Command) -> Option<TxnResult> {
+        if cmd.owner == 0
+            || matches!(
+                cmd.op,
+                TxnOp::CreateSession { .. }
+                    | TxnOp::SetSessionOwner
+                    | TxnOp::DeleteContainer { .. }
+            )
+        {
+            return None;
+        }
+        match self.sessions.get(&cmd.session) {
+            Some(s) if s.owner != cmd.owner => Some(Err(ErrorCode::SessionMoved)),
+            _ => None,
+        }
     }
 
     fn check_session(&self, session: i64) -> Result<(), ErrorCode> {
@@ -441,7 +471,13 @@ impl Tree {
 
     /// createSession: records a live session (an existing one just gets the new timeout).
     /// Session id 0 means "no session" to ZooKeeper clients, so it is refused.
-    fn create_session(&mut self, session: i64, timeout: i32, passwd: [u8; 16]) -> TxnResult {
+    fn create_session(
+        &mut self,
+        session: i64,
+        owner: u64,
+        timeout: i32,
+        passwd: [u8; 16],
+    ) -> TxnResult {
         if session == 0 || self.sessions.contains_key(&session) {
             return Err(ErrorCode::BadArguments);
         }
@@ -450,6 +486,7 @@ impl Tree {
             Session {
                 timeout,
                 passwd,
+                owner,
                 ..Session::default()
             },
         );

@@ -1,7 +1,8 @@
 //! The binary encoding of [`Command`]: what the Raft log stores, so it must stay readable by
 //! every later version.
 //!
-//! Layout: a format version byte (1), then in jute encoding zxid, time and session (long),
+//! Layout: a format version byte (2), then in jute encoding zxid, time, session and owner
+//! (long),
 //! the identities (`vector<Id>`), the opcode (int) and the operation's request record as
 //! the client sent it. multi is framed exactly as on the wire (`MultiHeader` before each
 //! op, a done header at the end); createSession carries its timeout (int), deleteContainer
@@ -19,7 +20,7 @@ use keepr_wire::{
 use crate::command::{Command, MultiOp, TxnOp};
 
 /// The format version written by this build.
-pub const COMMAND_FORMAT: u8 = 1;
+pub const COMMAND_FORMAT: u8 = 2;
 
 /// Why bytes are not a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +46,7 @@ impl Command {
         jute::write_i64(out, self.zxid);
         jute::write_i64(out, self.time);
         jute::write_i64(out, self.session);
+        jute::write_i64(out, self.owner as i64);
         jute::write_vec(out, &self.auth);
         jute::write_i32(out, self.op.opcode());
         match &self.op {
@@ -83,7 +85,7 @@ impl Command {
                 jute::write_i32(out, *timeout);
                 jute::write_buffer(out, Some(passwd));
             }
-            TxnOp::CloseSession => {}
+            TxnOp::CloseSession | TxnOp::SetSessionOwner => {}
             TxnOp::DeleteContainer { path } => jute::write_string(out, path),
         }
     }
@@ -105,6 +107,7 @@ impl Command {
         let zxid = r.read_i64()?;
         let time = r.read_i64()?;
         let session = r.read_i64()?;
+        let owner = r.read_i64()? as u64;
         let auth: Vec<Id> = r.read_vec()?;
         let opcode = r.read_i32()?;
         let op = match opcode {
@@ -125,6 +128,7 @@ impl Command {
                     .ok_or(CommandDecodeError::BadPassword)?,
             },
             op::CLOSE_SESSION => TxnOp::CloseSession,
+            crate::command::SET_SESSION_OWNER => TxnOp::SetSessionOwner,
             op::DELETE_CONTAINER => TxnOp::DeleteContainer {
                 path: r.read_string()?,
             },
@@ -135,6 +139,7 @@ impl Command {
             zxid,
             time,
             session,
+            owner,
             auth,
             op,
         })

@@ -13,6 +13,9 @@ use keepr_wire::{
     SetAclRequest, SetDataRequest, Stat,
 };
 
+/// The opcode of [`TxnOp::SetSessionOwner`]: not a ZooKeeper opcode, never on the client wire.
+pub const SET_SESSION_OWNER: i32 = -1000;
+
 /// One write to apply, with everything needed to apply it deterministically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -22,6 +25,11 @@ pub struct Command {
     pub time: i64,
     /// The session that issued it; for [`TxnOp::CreateSession`] the new session's id.
     pub session: i64,
+    /// The connection that issued it (chosen by the member that holds it; unique in the
+    /// ensemble), or 0 for the server's own commands (expiry, reaping). A session is owned
+    /// by the connection it was last established on; a write from any other connection is
+    /// SESSIONMOVED, as ZooKeeper answers a client whose session moved to another server.
+    pub owner: u64,
     /// The caller's identities (`ip:…`, `digest:…`, `super:`), for ACL checks and for
     /// expanding the `auth` ACL scheme.
     pub auth: Vec<Id>,
@@ -54,6 +62,10 @@ pub enum TxnOp {
     CreateSession { timeout: i32, passwd: [u8; 16] },
     /// closeSession (-11): deletes the session's ephemeral nodes.
     CloseSession,
+    /// The session was resumed on the connection `Command::owner` (possibly on another
+    /// member): writes from its earlier connections are refused from now on. keepr's own
+    /// command, with opcode [`SET_SESSION_OWNER`].
+    SetSessionOwner,
     /// deleteContainer (20): the server's own removal of an empty container or expired TTL
     /// node (see [`crate::Tree::reapable`]).
     DeleteContainer { path: String },
@@ -101,6 +113,7 @@ impl TxnOp {
             TxnOp::Multi(_) => op::MULTI,
             TxnOp::CreateSession { .. } => op::CREATE_SESSION,
             TxnOp::CloseSession => op::CLOSE_SESSION,
+            TxnOp::SetSessionOwner => SET_SESSION_OWNER,
             TxnOp::DeleteContainer { .. } => op::DELETE_CONTAINER,
         }
     }

@@ -10,7 +10,7 @@
 //! it, every structural rule of the tree is re-checked, and the CRC-32C trailer must match.
 //!
 //! Layout (big-endian): magic `KEEPRSNP`, version u32, last zxid i64, session count u64,
-//! sessions (id i64, timeout i32, password 16 bytes), ACL list count u32, lists (entry count u32, entries
+//! sessions (id i64, timeout i32, password 16 bytes, owner u64), ACL list count u32, lists (entry count u32, entries
 //! (perms i32, scheme, id)), node count u64, nodes (path, data (i32 length, -1 null),
 //! czxid, mzxid, pzxid, ctime, mtime i64, version, cversion, aversion i32, kind u8, owner i64,
 //! ACL list u32), CRC-32C u32 of everything before it. Strings are u32 length + UTF-8.
@@ -27,7 +27,7 @@ use crate::path::{is_reserved, split_parent, validate_path, RESERVED_PATHS};
 use crate::tree::{Session, Tree, TreeConfig, ROOT};
 
 const MAGIC: &[u8; 8] = b"KEEPRSNP";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +111,7 @@ impl Tree {
                     .map(|p| &p[..])
                     .unwrap_or(&[0; 16]),
             )?;
+            w.u64(self.session_owner(id).unwrap_or(0))?;
         }
         w.u32(lists.len() as u32)?;
         for list in lists {
@@ -187,6 +188,7 @@ impl Tree {
             let id = r.i64()?;
             let timeout = r.i32()?;
             let passwd = r.array::<16>()?;
+            let owner = r.u64()?;
             if id == 0 || previous.is_some_and(|p| p >= id) {
                 return Err(SnapshotError::Corrupt(
                     "sessions not strictly ordered by nonzero id",
@@ -198,6 +200,7 @@ impl Tree {
                 Session {
                     timeout,
                     passwd,
+                    owner,
                     ..Session::default()
                 },
             );

@@ -40,6 +40,8 @@ pub(crate) struct Session {
     /// The password a client must present to resume the session (chosen by the proposer, so
     /// every member can check it).
     pub passwd: [u8; 16],
+    /// The connection the session was last established on (see [`crate::Command::owner`]).
+    pub owner: u64,
     /// Slots of the session's ephemeral nodes.
     pub ephemerals: HashSet<u32>,
 }
@@ -174,6 +176,11 @@ impl Tree {
     }
 
     /// Every live session with its timeout, by id.
+    /// The connection that owns a live session.
+    pub fn session_owner(&self, session: i64) -> Option<u64> {
+        self.sessions.get(&session).map(|s| s.owner)
+    }
+
     /// The password of a live session.
     pub fn session_password(&self, session: i64) -> Option<&[u8; 16]> {
         self.sessions.get(&session).map(|s| &s.passwd)

@@ -62,6 +62,7 @@ fn bytes_per_znode_for_a_million_100_byte_znodes() {
                 zxid,
                 time: zxid,
                 session: 1,
+                owner: 0,
                 auth: vec![],
                 op,
             },

@@ -87,6 +87,7 @@ fn op() -> impl Strategy<Value = TxnOp> {
             passwd: [7; 16]
         }),
         Just(TxnOp::CloseSession),
+        Just(TxnOp::SetSessionOwner),
         s().prop_map(|path| TxnOp::DeleteContainer { path }),
     ]
 }
@@ -95,13 +96,15 @@ fn command() -> impl Strategy<Value = Command> {
         any::<i64>(),
         any::<i64>(),
         any::<i64>(),
+        any::<u64>(),
         prop::collection::vec((s(), s()).prop_map(|(scheme, id)| Id { scheme, id }), 0..3),
         op(),
     )
-        .prop_map(|(zxid, time, session, auth, op)| Command {
+        .prop_map(|(zxid, time, session, owner, auth, op)| Command {
             zxid,
             time,
             session,
+            owner,
             auth,
             op,
         })
@@ -141,6 +144,7 @@ fn command_layout_is_pinned() {
         zxid: 0x0102,
         time: 3,
         session: -1,
+        owner: 0x0a0b,
         auth: vec![Id {
             scheme: "ip".into(),
             id: "1.2.3.4".into(),
@@ -152,10 +156,11 @@ fn command_layout_is_pinned() {
         }),
     };
     let expected: Vec<u8> = [
-        &[1u8][..],
+        &[2u8][..],
         &0x0102i64.to_be_bytes(),
         &3i64.to_be_bytes(),
         &(-1i64).to_be_bytes(),
+        &0x0a0bi64.to_be_bytes(),
         &1i32.to_be_bytes(),
         &2i32.to_be_bytes(),
         b"ip",
@@ -178,6 +183,7 @@ fn multi_is_framed_with_multi_headers_like_the_wire() {
         zxid: 1,
         time: 1,
         session: 1,
+        owner: 0,
         auth: vec![],
         op: TxnOp::Multi(vec![MultiOp::Check(CheckVersionRequest {
             path: "/".into(),
@@ -185,7 +191,7 @@ fn multi_is_framed_with_multi_headers_like_the_wire() {
         })]),
     };
     let b = c.to_bytes();
-    let body = &b[1 + 8 * 3 + 4 + 4..];
+    let body = &b[1 + 8 * 4 + 4 + 4..];
     let expected: Vec<u8> = [
         &13i32.to_be_bytes()[..],
         &[0],
@@ -207,15 +213,16 @@ fn unknown_format_opcode_and_trailing_bytes_are_errors() {
         zxid: 1,
         time: 1,
         session: 1,
+        owner: 0,
         auth: vec![],
         op: TxnOp::CloseSession,
     }
     .to_bytes();
     let mut b = good.to_vec();
-    b[0] = 2;
+    b[0] = 1;
     assert_eq!(
         Command::decode(Bytes::from(b)),
-        Err(CommandDecodeError::UnsupportedFormat(2))
+        Err(CommandDecodeError::UnsupportedFormat(1))
     );
     assert_eq!(
         Command::decode(Bytes::new()),
@@ -242,6 +249,7 @@ fn read_ops_inside_multi_are_rejected() {
         zxid: 1,
         time: 1,
         session: 1,
+        owner: 0,
         auth: vec![],
         op: TxnOp::Multi(vec![]),
     }

@@ -108,6 +108,7 @@ fn sequential_suffix_follows_java_int_overflow() {
         zxid,
         time: 5,
         session: S1,
+        owner: 0,
         auth: vec![],
         op: TxnOp::Create(create_req(
             path,

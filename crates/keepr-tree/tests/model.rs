@@ -522,6 +522,13 @@ impl Model {
                 self.sessions.insert(c.session, *timeout);
                 Ok(OpResult::Session)
             }
+            TxnOp::SetSessionOwner => {
+                if self.sessions.contains_key(&c.session) {
+                    Ok(OpResult::Session)
+                } else {
+                    Err(ErrorCode::SessionExpired)
+                }
+            }
             TxnOp::CloseSession => {
                 if self.sessions.remove(&c.session).is_some() {
                     let mine: Vec<String> = self
@@ -1091,6 +1098,7 @@ fn run(steps: Vec<Step>) {
             zxid,
             time,
             session,
+            owner: 0,
             auth: vec![],
             op,
         };
@@ -1107,6 +1115,7 @@ fn run(steps: Vec<Step>) {
                     zxid,
                     time,
                     session,
+                    owner: 0,
                     auth,
                     op,
                 };

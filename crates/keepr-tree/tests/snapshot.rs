@@ -202,13 +202,14 @@ impl Snap {
         let mut s = Snap {
             b: b"KEEPRSNP".to_vec(),
         };
-        s.u32(2);
+        s.u32(3);
         s.i64(0);
         s.b.extend((sessions.len() as u64).to_be_bytes());
         for (id, t) in sessions {
             s.i64(*id);
             s.i32(*t);
             s.b.extend([7u8; 16]);
+            s.b.extend(0u64.to_be_bytes());
         }
         s.u32(acl_lists.len() as u32);
         for l in acl_lists {
@@ -380,7 +381,7 @@ fn huge_claimed_lengths_fail_without_allocating_them() {
     assert!(matches!(decode(&b), Err(SnapshotError::Truncated)));
     // Billions of sessions claimed, none present.
     let mut b = b"KEEPRSNP".to_vec();
-    b.extend(2u32.to_be_bytes());
+    b.extend(3u32.to_be_bytes());
     b.extend(0i64.to_be_bytes());
     b.extend(u64::MAX.to_be_bytes());
     assert!(matches!(decode(&b), Err(SnapshotError::Truncated)));

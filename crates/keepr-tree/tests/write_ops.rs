@@ -402,3 +402,55 @@ fn create_session_refuses_an_id_in_use_and_keeps_the_first_password() {
     assert_eq!(h.tree.session_password(S3), Some(&[1; 16]));
     assert_eq!(h.tree.session_timeout(S3), Some(4000));
 }
+
+#[test]
+fn write_from_a_connection_that_no_longer_owns_the_session_is_session_moved() {
+    use keepr_tree::{Command, Triggers};
+    let mut tree = keepr_tree::Tree::new(keepr_tree::TreeConfig::default());
+    let mut triggers = Triggers::new();
+    let mut run = |zxid: i64, owner: u64, op: TxnOp| {
+        tree.apply(
+            &Command {
+                zxid,
+                time: 1,
+                session: 0x77,
+                owner,
+                auth: vec![],
+                op,
+            },
+            &mut triggers,
+        )
+    };
+    let create = |path: &str| {
+        TxnOp::Create(keepr_wire::CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: open_acl_unsafe(),
+            flags: f::PERSISTENT,
+        })
+    };
+    assert!(run(
+        1,
+        10,
+        TxnOp::CreateSession {
+            timeout: 4000,
+            passwd: [1; 16]
+        }
+    )
+    .is_ok());
+    assert!(run(2, 10, create("/a")).is_ok());
+    // The client resumes its session on another connection.
+    assert_eq!(run(3, 20, TxnOp::SetSessionOwner), Ok(OpResult::Session));
+    assert_eq!(run(4, 10, create("/b")), Err(ErrorCode::SessionMoved));
+    assert_eq!(
+        run(5, 10, TxnOp::CloseSession),
+        Err(ErrorCode::SessionMoved)
+    );
+    assert!(run(6, 20, create("/c")).is_ok());
+    // The server's own commands carry no owner and are never refused.
+    assert_eq!(run(7, 0, TxnOp::CloseSession), Ok(OpResult::Session));
+    assert_eq!(
+        run(8, 20, TxnOp::SetSessionOwner),
+        Err(ErrorCode::SessionExpired)
+    );
+}

@@ -133,6 +133,7 @@ impl Runner {
             zxid: self.zxid,
             time: self.zxid,
             session: self.clients[c].session,
+            owner: 0,
             auth: self.clients[c].auth.clone(),
             op,
         };

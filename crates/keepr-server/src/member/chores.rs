@@ -73,6 +73,7 @@ pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiv
                 zxid: 0,
                 time: 0,
                 session,
+                owner: 0,
                 auth: Vec::new(),
                 op: TxnOp::CloseSession,
             };
@@ -92,6 +93,7 @@ pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiv
                     zxid: 0,
                     time: 0,
                     session: 0,
+                    owner: 0,
                     auth: Vec::new(),
                     op: TxnOp::DeleteContainer { path },
                 };

@@ -311,6 +311,7 @@ impl Connection {
                     zxid: 0,
                     time: 0,
                     session: id,
+                    owner: shared.owner_of(self.id),
                     auth: Vec::new(),
                     op: TxnOp::CreateSession { timeout, passwd },
                 };
@@ -330,6 +331,25 @@ impl Connection {
                     .session_password(req.session_id)
                     .filter(|p| Some(&p[..]) == req.passwd.as_deref())
                     .and_then(|_| st.tree.session_timeout(req.session_id))
+            };
+            // The session moves to this connection, in the log, before the client is told it
+            // resumed: writes still in flight from its old connection are then refused
+            // (SESSIONMOVED) wherever they are applied, and everything it wrote before is
+            // applied here before it reads.
+            let known = match known {
+                Some(timeout) if !read_only => {
+                    let cmd = Command {
+                        zxid: 0,
+                        time: 0,
+                        session: req.session_id,
+                        owner: shared.owner_of(self.id),
+                        auth: Vec::new(),
+                        op: TxnOp::SetSessionOwner,
+                    };
+                    let applied = self.backend.propose(cmd).await?;
+                    (applied.reply.err == 0).then_some(timeout)
+                }
+                other => other,
             };
             match known {
                 Some(timeout) => {
@@ -638,6 +658,7 @@ impl Connection {
             zxid: 0,
             time: 0,
             session: self.session,
+            owner: self.backend.shared().owner_of(self.id),
             auth: self.auth.clone(),
             op: txn,
         };
@@ -798,6 +819,11 @@ impl Connection {
                         self.record_latency(op, started);
                         if op == op::CLOSE_SESSION && header.err == 0 {
                             return Err(ConnError::SessionClosed);
+                        }
+                        if header.err == ErrorCode::SessionMoved.code() {
+                            // As ZooKeeper: the session lives on elsewhere; this connection
+                            // is done.
+                            return Err(ConnError::Closed(CloseReason::SessionMoved));
                         }
                     }
                     Completed::Sync { path } => {

@@ -523,6 +523,7 @@ mod tests {
             zxid: 0,
             time: 0,
             session: 7,
+            owner: 0,
             auth: Vec::new(),
             op,
         };

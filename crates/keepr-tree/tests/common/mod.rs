@@ -104,6 +104,7 @@ impl Harness {
             zxid: self.zxid,
             time: self.time,
             session,
+            owner: 0,
             auth: auth.to_vec(),
             op,
         };

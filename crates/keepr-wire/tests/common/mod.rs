@@ -43,7 +43,7 @@ pub enum Decoded {
 }
 
 fn unhex(s: &str) -> Result<Bytes, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
     (0..s.len())
