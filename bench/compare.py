@@ -21,7 +21,9 @@ def bench(binary, hosts, workload, args):
            "--sessions", str(args.sessions), "--depth", str(args.depth),
            "--duration", str(args.duration), "--value-size", "128", "--json",
            "--root", f"/keepr-bench-{workload}"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=args.duration + 120)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"keepr bench failed on {hosts} ({workload}): {out.stderr.strip()}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
