@@ -9,17 +9,17 @@
 keepr must restart from each: drop the damaged tail or skip the damaged snapshot, rebuild
 from what is left plus its peers, and lose nothing acknowledged.
 
-Which record may be damaged: a member is killed with SIGKILL, which loses nothing the
-kernel already has, so the last record on disk was usually fsynced and acknowledged. Raft
-tolerates one member losing an acknowledged *entry* (a quorum still has it, and the member
-is caught up again before the next fault) or a *committed* marker (it only re-applies
-less), so those are damaged in place. It cannot tolerate losing a fsynced *vote*: the
-member could vote twice in one term and two leaders could be elected (the suite's first
-runs did exactly that and the checkers reported the split brain). Nor a truncation or purge
-marker. When the last record is one of those, the damage is a torn or bit-flipped *new*
-record appended after it instead: what a crash in the middle of an unacknowledged write
-leaves. The record kind is the first payload byte (postcard's variant index of
-keepr-log's `Record`: 0 header, 1 entry, 2 vote, 3 committed, 4 truncate, 5 purge).
+Which record is damaged: a crash can only tear a write that had not completed, and keepr
+acknowledges nothing before its fsync, so a torn record is never one anybody relied on.
+SIGKILL loses nothing the kernel already holds, so the last record on disk after a kill is
+usually complete, fsynced and acknowledged; damaging *it* would be losing durable data,
+which Raft's fault model excludes. The suite's first version did that and the checkers
+reported what Raft then allows: a member that lost its fsynced vote voted twice and two
+leaders diverged; a leader that lost its last acknowledged entry came back (openraft's
+leader restore) in the same term, reused that index for another write, and an acknowledged
+write vanished. So the damaged last record is a new one, appended after the last whole
+record and then cut short or bit-flipped: exactly what a crash in the middle of that write
+leaves.
 """
 
 from __future__ import annotations
@@ -64,14 +64,9 @@ def _last_record(path: Path) -> tuple[bytes, int, int]:
     return data, start, end
 
 
-KINDS = {0: "header", 1: "entry", 2: "vote", 3: "committed", 4: "truncate", 5: "purge"}
-# Records one member may lose without breaking Raft's assumptions (see above).
-LOSABLE = {1, 3}
-
-
 def _torn_record(rng: random.Random, flip: bool) -> bytes:
-    """A frame of a record whose write a crash interrupted: cut short, or whole with a
-    checksum that does not match."""
+    """A frame of an entry record whose write a crash interrupted: cut short, or whole with
+    a checksum that does not match."""
     payload = bytes([1]) + rng.randbytes(rng.randint(20, 200))
     frame = struct.pack("<II", len(payload), rng.getrandbits(32)) + payload
     return frame if flip else frame[:rng.randint(1, len(frame) - 1)]
@@ -79,25 +74,14 @@ def _torn_record(rng: random.Random, flip: bool) -> bytes:
 
 def _damage_tail(data_dir: Path, rng: random.Random, flip: bool) -> str:
     path = newest_segment(data_dir)
-    data, start, end = _last_record(path)
-    kind = data[start + 8]
-    name = KINDS.get(kind, f"kind {kind}")
-    if kind not in LOSABLE:
-        torn = _torn_record(rng, flip)
-        with open(path, "ab") as f:
-            f.write(torn)
-        how = "a bit-flipped" if flip else "a torn"
-        return (f"{path.name}: last record is a {name} (must not be lost), appended {how} "
-                f"record of {len(torn)} bytes at {len(data)}")
+    data, _, end = _last_record(path)
+    torn = _torn_record(rng, flip)
     with open(path, "r+b") as f:
-        if flip:
-            at = rng.randint(start + 8, end - 1)
-            f.seek(at)
-            f.write(bytes([data[at] ^ 0xFF]))
-            return f"{path.name}: flipped byte {at} of the last record ({name}, [{start}, {end}))"
-        cut = rng.randint(start + 1, end - 1)
-        f.truncate(cut)
-        return f"{path.name}: cut at {cut} inside the last record ({name}, [{start}, {end}))"
+        f.truncate(end)  # drop anything after the last whole record first
+        f.seek(end)
+        f.write(torn)
+    how = "bit-flipped" if flip else "torn"
+    return f"{path.name}: a {how} record of {len(torn)} bytes written at {end}, after the last whole record"
 
 
 def tear_log_tail(data_dir: Path, rng: random.Random) -> str:

@@ -24,6 +24,11 @@ The search is Wing & Gong's, with Lowe's improvements (as in Knossos and Porcupi
   the earliest-invoked unused one of a kind, which is sound (if some set of them fits, the
   earliest ones fit at the same points) and turns 2^k subsets into k+1 counts. Without this
   a run with many ConnectionLoss writes takes exponential time.
+- **Deadlines for observed indeterminate writes**: an indeterminate write whose value some
+  sync-read returned must have taken effect before that read answered, so it gets a return
+  event at the earliest such answer and is no longer pending forever. Sound for the same
+  reason, and it keeps the writes that a leader crash leaves unanswered but committed from
+  being re-tried at every later step.
 - Definite errors (`fail`) are observations too: a BadVersion must be linearized at a point
   where the version differed, a NoNode where the node was absent.
 
@@ -180,10 +185,11 @@ def _build_list(ops: list[Op]) -> _Entry:
             call.rank = ranks.get(call.cls, 0)
             ranks[call.cls] = call.rank + 1
         events.append((op.start, 0, bit, call))
-        if op.type != INFO:
+        end = op.end if op.type != INFO else getattr(op, "deadline", None)
+        if end is not None:
             ret = _Entry(op, bit, False)
             call.match = ret
-            events.append((op.end, 1, bit, ret))
+            events.append((end, 1, bit, ret))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
     head = _Entry(None, -1, False)
     prev = head
@@ -216,66 +222,86 @@ def _unlift(e: _Entry) -> None:
 
 
 def check_key(key: str, ops: list[Op], initial=ABSENT, model=RegisterModel,
-              max_states: int = 2_000_000) -> KeyResult:
+              max_states: int = 5_000_000) -> KeyResult:
     """Searches for a linearization of one register's operations."""
-    observed = {(op.result or {}).get("data") for op in ops
-                if op.f == "sync-read" and op.type == OK and isinstance(op.result, dict)}
+    observed: dict = {}  # value -> earliest answer of a sync-read that returned it
     for op in ops:
-        op.anonymous = op.type == INFO and _written(op) not in observed
+        if op.f == "sync-read" and op.type == OK and isinstance(op.result, dict):
+            v = op.result.get("data")
+            observed[v] = min(op.end, observed.get(v, op.end))
+    for op in ops:
+        seen_by = observed.get(_written(op)) if op.type == INFO else None
+        op.anonymous = op.type == INFO and seen_by is None
+        op.deadline = seen_by if seen_by is not None and seen_by > op.start else None
     head = _build_list(ops)
     used: dict = {}  # symmetry class -> how many of its ops are linearized
-    remaining = sum(1 for op in ops if op.type != INFO)
+    # Ops with a return event must be linearized; the others (indeterminate) may be.
+    remaining = sum(1 for op in ops if op.type != INFO or op.deadline is not None)
     state = initial
     linearized = 0
     seen: set = set()
-    calls: list[tuple[_Entry, Any]] = []
+    # Depth-first: each frame holds the entries that may come next (calls before the
+    # first remaining return) and how many of them were tried. The entries that must be
+    # linearized are tried before the optional (indeterminate) ones: the same search
+    # space, but a history in which the unanswered writes never happened (the common
+    # case after a crash) is found without first trying every combination of them.
+    frames: list[list] = [[_candidates(head), 0, None, initial]]
     best: list[_Entry] = []
     best_state = initial
-    entry = head.next
     explored = 0
     while remaining > 0:
-        if entry is None:  # unreachable while a completed op remains; kept as a guard
-            break
-        if entry.is_call:
-            if entry.cls is not None and used.get(entry.cls, 0) != entry.rank:
-                entry = entry.next
-                continue
-            new = model.step(state, entry.op)
-            if new is not NotImplemented:
-                lin = linearized | (1 << entry.bit)
-                k = (lin, new)
-                if k not in seen:
-                    seen.add(k)
-                    explored += 1
-                    if explored > max_states:
-                        return KeyResult(key, False, len(ops), explored, gave_up=True)
-                    calls.append((entry, state))
-                    state, linearized = new, lin
-                    if entry.op.type != INFO:
-                        remaining -= 1
-                    if entry.cls is not None:
-                        used[entry.cls] = entry.rank + 1
-                    _lift(entry)
-                    if len(calls) > len(best):
-                        best = [c[0] for c in calls]
-                        best_state = state
-                    entry = head.next
-                    continue
-            entry = entry.next
-        else:
-            if not calls:
+        frame = frames[-1]
+        cands, i = frame[0], frame[1]
+        if i >= len(cands):
+            frames.pop()
+            if not frames:
                 return KeyResult(key, False, len(ops), explored,
                                  prefix=[b.op for b in best], state=best_state,
                                  stuck=_stuck_after(ops, best, best_state, model))
-            top, state = calls.pop()
+            top, state = frame[2], frame[3]
             linearized &= ~(1 << top.bit)
-            if top.op.type != INFO:
+            if top.match is not None:
                 remaining += 1
             if top.cls is not None:
                 used[top.cls] = top.rank
             _unlift(top)
-            entry = top.next
+            continue
+        frame[1] = i + 1
+        entry = cands[i]
+        if entry.cls is not None and used.get(entry.cls, 0) != entry.rank:
+            continue
+        new = model.step(state, entry.op)
+        if new is NotImplemented:
+            continue
+        lin = linearized | (1 << entry.bit)
+        k = (lin, new)
+        if k in seen:
+            continue
+        seen.add(k)
+        explored += 1
+        if explored > max_states:
+            return KeyResult(key, False, len(ops), explored, gave_up=True)
+        _lift(entry)
+        if entry.match is not None:
+            remaining -= 1
+        if entry.cls is not None:
+            used[entry.cls] = entry.rank + 1
+        frames.append([_candidates(head), 0, entry, state])
+        state, linearized = new, lin
+        if len(frames) > len(best) + 1:
+            best = [f[2] for f in frames[1:]]
+            best_state = state
     return KeyResult(key, True, len(ops), explored)
+
+
+def _candidates(head: _Entry) -> list[_Entry]:
+    """The calls before the first remaining return, obligatory ones first."""
+    must, may = [], []
+    e = head.next
+    while e is not None and e.is_call:
+        (must if e.match is not None else may).append(e)
+        e = e.next
+    return must + may
 
 
 def _written(op: Op):
@@ -312,7 +338,7 @@ class Report:
 
 
 def check(ops: Iterable[Op], initial: Optional[dict] = None,
-          max_states: int = 2_000_000) -> Report:
+          max_states: int = 5_000_000) -> Report:
     """Checks every register in the history; `initial` maps keys to their state before the
     history (absent when not given)."""
     by_key: dict[str, list[Op]] = {}
