@@ -35,6 +35,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== real clients against keepr and ZooKeeper (tests/python)"
-cargo build --locked -p keepr
+# cargo test built the binary for the process-level tests; building it again here would
+# only resolve other features and recompile.
+test -x "$CARGO_TARGET_DIR/debug/keepr" || cargo build --locked -p keepr
 (cd tests/python && KEEPR_BIN="$CARGO_TARGET_DIR/debug/keepr" /usr/bin/python3 -m pytest -q)
 echo "== all tests passed"
