@@ -14,10 +14,11 @@ use keepr_wire::codes::op;
 use keepr_wire::jute::{self, Jute, Reader};
 use keepr_wire::{
     CheckVersionRequest, CreateRequest, CreateTtlRequest, DecodeError, DeleteRequest, Id,
-    MultiHeader, SetAclRequest, SetDataRequest,
+    SetAclRequest, SetDataRequest,
 };
 
-use crate::command::{Command, MultiOp, TxnOp};
+use crate::command::{Command, TxnOp};
+use keepr_wire::multi::{read_multi_ops, write_multi_ops};
 
 /// The format version written by this build.
 pub const COMMAND_FORMAT: u8 = 2;
@@ -31,8 +32,6 @@ pub enum CommandDecodeError {
     UnsupportedFormat(u8),
     #[error("unknown command opcode {0}")]
     UnknownOp(i32),
-    #[error("opcode {0} is not allowed inside multi")]
-    UnknownMultiOp(i32),
     #[error("createSession password is not 16 bytes")]
     BadPassword,
     #[error(transparent)]
@@ -56,31 +55,7 @@ impl Command {
             TxnOp::SetData(r) => r.write(out),
             TxnOp::SetAcl(r) => r.write(out),
             TxnOp::Check(r) => r.write(out),
-            TxnOp::Multi(ops) => {
-                for o in ops {
-                    MultiHeader {
-                        op: o.opcode(),
-                        done: false,
-                        err: -1,
-                    }
-                    .write(out);
-                    match o {
-                        MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
-                            r.write(out)
-                        }
-                        MultiOp::CreateTtl(r) => r.write(out),
-                        MultiOp::Delete(r) => r.write(out),
-                        MultiOp::SetData(r) => r.write(out),
-                        MultiOp::Check(r) => r.write(out),
-                    }
-                }
-                MultiHeader {
-                    op: -1,
-                    done: true,
-                    err: -1,
-                }
-                .write(out);
-            }
+            TxnOp::Multi(ops) => write_multi_ops(out, ops),
             TxnOp::CreateSession { timeout, passwd } => {
                 jute::write_i32(out, *timeout);
                 jute::write_buffer(out, Some(passwd));
@@ -119,7 +94,7 @@ impl Command {
             op::SET_DATA => TxnOp::SetData(SetDataRequest::read(&mut r)?),
             op::SET_ACL => TxnOp::SetAcl(SetAclRequest::read(&mut r)?),
             op::CHECK => TxnOp::Check(CheckVersionRequest::read(&mut r)?),
-            op::MULTI => TxnOp::Multi(read_multi(&mut r)?),
+            op::MULTI => TxnOp::Multi(read_multi_ops(&mut r)?),
             op::CREATE_SESSION => TxnOp::CreateSession {
                 timeout: r.read_i32()?,
                 passwd: r
@@ -143,25 +118,5 @@ impl Command {
             auth,
             op,
         })
-    }
-}
-
-fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, CommandDecodeError> {
-    let mut ops = Vec::new();
-    loop {
-        let h = MultiHeader::read(r)?;
-        if h.done {
-            return Ok(ops);
-        }
-        ops.push(match h.op {
-            op::CREATE => MultiOp::Create(CreateRequest::read(r)?),
-            op::CREATE2 => MultiOp::Create2(CreateRequest::read(r)?),
-            op::CREATE_CONTAINER => MultiOp::CreateContainer(CreateRequest::read(r)?),
-            op::CREATE_TTL => MultiOp::CreateTtl(CreateTtlRequest::read(r)?),
-            op::DELETE => MultiOp::Delete(DeleteRequest::read(r)?),
-            op::SET_DATA => MultiOp::SetData(SetDataRequest::read(r)?),
-            op::CHECK => MultiOp::Check(CheckVersionRequest::read(r)?),
-            other => return Err(CommandDecodeError::UnknownMultiOp(other)),
-        });
     }
 }

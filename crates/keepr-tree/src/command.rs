@@ -8,6 +8,7 @@
 //! createContainer makes a container whatever its flags say).
 
 use keepr_wire::codes::op;
+pub use keepr_wire::multi::MultiOp;
 use keepr_wire::{
     CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, ErrorCode, Id,
     SetAclRequest, SetDataRequest, Stat,
@@ -69,33 +70,6 @@ pub enum TxnOp {
     /// deleteContainer (20): the server's own removal of an empty container or expired TTL
     /// node (see [`crate::Tree::reapable`]).
     DeleteContainer { path: String },
-}
-
-/// An operation inside multi.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MultiOp {
-    Create(CreateRequest),
-    Create2(CreateRequest),
-    CreateContainer(CreateRequest),
-    CreateTtl(CreateTtlRequest),
-    Delete(DeleteRequest),
-    SetData(SetDataRequest),
-    Check(CheckVersionRequest),
-}
-
-impl MultiOp {
-    /// The opcode in the op's `MultiHeader`.
-    pub fn opcode(&self) -> i32 {
-        match self {
-            MultiOp::Create(_) => op::CREATE,
-            MultiOp::Create2(_) => op::CREATE2,
-            MultiOp::CreateContainer(_) => op::CREATE_CONTAINER,
-            MultiOp::CreateTtl(_) => op::CREATE_TTL,
-            MultiOp::Delete(_) => op::DELETE,
-            MultiOp::SetData(_) => op::SET_DATA,
-            MultiOp::Check(_) => op::CHECK,
-        }
-    }
 }
 
 impl TxnOp {

@@ -177,17 +177,28 @@ fn op_header(op: i32) -> MultiHeader {
     }
 }
 
+/// Writes multi's operations as the wire frames them: a header before each, a terminator.
+pub fn write_multi_ops(w: &mut BytesMut, ops: &[MultiOp]) {
+    for o in ops {
+        op_header(o.op()).write(w);
+        o.write_body(w);
+    }
+    TERMINATOR.write(w);
+}
+
+/// Reads what [`write_multi_ops`] writes; any op type that is not a write is an error.
+pub fn read_multi_ops(r: &mut Reader) -> Result<Vec<MultiOp>, DecodeError> {
+    read_list(r, |h, r| MultiOp::read_body(h.op, r))
+}
+
 impl Jute for MultiRequest {
     fn write(&self, w: &mut BytesMut) {
-        for o in &self.ops {
-            op_header(o.op()).write(w);
-            o.write_body(w);
-        }
-        TERMINATOR.write(w);
+        write_multi_ops(w, &self.ops);
     }
     fn read(r: &mut Reader) -> Result<Self, DecodeError> {
-        let ops = read_list(r, |h, r| MultiOp::read_body(h.op, r))?;
-        Ok(MultiRequest { ops })
+        Ok(MultiRequest {
+            ops: read_multi_ops(r)?,
+        })
     }
     const MIN_LEN: usize = MultiHeader::MIN_LEN;
 }

@@ -557,7 +557,7 @@ impl Connection {
             RequestBody::SetData(ref r) => TxnOp::SetData(r.clone()),
             RequestBody::SetAcl(ref r) => TxnOp::SetAcl(r.clone()),
             RequestBody::Check(ref r) => TxnOp::Check(r.clone()),
-            RequestBody::Multi(ref m) => TxnOp::Multi(m.ops.iter().map(to_tree_multi_op).collect()),
+            RequestBody::Multi(ref m) => TxnOp::Multi(m.ops.clone()),
             RequestBody::CloseSession => {
                 // This connection answers its own close; it must not also be told to close
                 // when the close is applied.
@@ -917,19 +917,6 @@ impl Connection {
     }
     pub(super) fn count_sent(&self) {
         self.info.sent();
-    }
-}
-
-fn to_tree_multi_op(op: &keepr_wire::multi::MultiOp) -> keepr_tree::MultiOp {
-    use keepr_wire::multi::MultiOp as W;
-    match op {
-        W::Create(r) => keepr_tree::MultiOp::Create(r.clone()),
-        W::Create2(r) => keepr_tree::MultiOp::Create2(r.clone()),
-        W::CreateContainer(r) => keepr_tree::MultiOp::CreateContainer(r.clone()),
-        W::CreateTtl(r) => keepr_tree::MultiOp::CreateTtl(r.clone()),
-        W::Delete(r) => keepr_tree::MultiOp::Delete(r.clone()),
-        W::SetData(r) => keepr_tree::MultiOp::SetData(r.clone()),
-        W::Check(r) => keepr_tree::MultiOp::Check(r.clone()),
     }
 }
 
