@@ -1,6 +1,7 @@
 """Options and fixtures of the fault-injection suite (see docs/reliability.md).
 
-    --keepr-bin PATH     the keepr binary (default: $KEEPR_BIN); scenario tests skip without it
+    --keepr-bin=PATH     the keepr binary (default: $KEEPR_BIN; write it with "=", or pytest
+                         takes the path for a test path); scenario tests skip without it
     --seed N             base seed (default: $KEEPR_FAULTS_SEED, else random); every test
                          derives its own from it and prints it
     --soak-minutes N     run the soak (all fault kinds, one long-lived ensemble) for N minutes

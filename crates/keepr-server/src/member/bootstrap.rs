@@ -5,14 +5,15 @@
 //!   members and waits for an operator (or the Kubernetes operator) to add it.
 //! - `--initial-members`: normally the first start of a new ensemble: incarnation 0, the
 //!   derived cluster id, and Raft is initialized with the listed members. But if the other
-//!   members already run an ensemble that committed more than its bootstrap entries, this
-//!   directory may have lost data (and votes) it once held: reusing the id could elect two
-//!   leaders or lose committed writes, so the member takes a new incarnation and waits to be
-//!   re-added (its old id shows as stale in `Status`). Members started together all see an
-//!   ensemble at most one election old and start as listed. (Which member acknowledged what
-//!   is not recorded anywhere that survives a leader change, so "committed anything yet" is
-//!   the safe test; a member that first starts after the ensemble took writes is simply
-//!   added as a new member.)
+//!   members already run an ensemble that applied a client command (a session counts) or
+//!   committed more than its bootstrap entries, this directory may have lost data (and
+//!   votes) it once held: reusing the id could elect two leaders or lose committed writes,
+//!   so the member takes a new incarnation and waits to be re-added (its old id shows as
+//!   stale in `Status`). Members started together all see an ensemble at most one election
+//!   old and start as listed. (Which member acknowledged what is not recorded anywhere that
+//!   survives a leader change, so "committed anything yet" is the safe test. An entry count
+//!   alone is not: one session and one write commit as many entries as a retried election.
+//!   A member that first starts after the ensemble took writes is added as a new member.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -146,7 +147,7 @@ async fn probe_existing(config: &Config) -> Existing {
         if let Some(addr) = leader.and(others.get(&ordinal)) {
             if let Some(r) = probe(&channels, addr).await {
                 if r.leader == r.id && !r.cluster_id.is_empty() {
-                    return if r.committed <= BOOTSTRAP_ENTRIES {
+                    return if r.committed <= BOOTSTRAP_ENTRIES && r.last_command == 0 {
                         Existing::Unreached {
                             cluster_id: r.cluster_id,
                         }

@@ -204,9 +204,12 @@ impl Member {
 
         let raft_config = openraft::Config {
             cluster_name: "keepr".into(),
-            heartbeat_interval: 150,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            // A follower that hears nothing from its leader for 0.6-1.2 s stands for election:
+            // quick failover after a crash, while a loaded two-core machine's scheduling and
+            // fsync stalls (tens of ms) stay far from a spurious election.
+            heartbeat_interval: 100,
+            election_timeout_min: 600,
+            election_timeout_max: 1200,
             install_snapshot_timeout: 60_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             // openraft never purges by itself: `chores::purge_behind_snapshots` purges up to

@@ -291,6 +291,8 @@ impl Peer for PeerService {
             initialized,
             leader: m.current_leader.unwrap_or(0),
             committed: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
+            last_command: u64::try_from(self.inner.shared.tree.read().tree.last_zxid())
+                .unwrap_or(0),
         }))
     }
 
