@@ -171,16 +171,9 @@ def read_for(client, seconds):
         time.sleep(0.2)
 
 
-KEEPR_SESSION_REPORT_BUG = (
-    "keepr bug: a follower reports its sessions' liveness to the leader with an RPC that has "
-    "no timeout (member/chores.rs report_sessions); when the leader is cut off the call "
-    "hangs until HTTP/2 keepalive gives up (~15 s), the new leader hears nothing and expires "
-    "every session held by that follower one session timeout after its election")
-
-
 @pytest.mark.parametrize("kind", [
     "zookeeper",
-    pytest.param("keepr", marks=pytest.mark.xfail(strict=True, reason=KEEPR_SESSION_REPORT_BUG)),
+    "keepr",
 ])
 def test_sessions_on_the_majority_survive_the_leader_being_cut_off(
         request, seed, artifacts, needs_namespaces, kind):

@@ -58,6 +58,14 @@ impl SessionTracker {
         self.touch(session, timeout_ms, now);
     }
 
+    /// Puts back touches whose report failed, unless the session was touched again since.
+    pub fn requeue_touched(&self, touches: &[(i64, i32)]) {
+        let mut touched = self.touched.lock();
+        for &(session, timeout_ms) in touches {
+            touched.entry(session).or_insert(timeout_ms);
+        }
+    }
+
     /// Sessions touched by local clients since the last call.
     pub fn take_touched(&self) -> Vec<(i64, i32)> {
         let mut v: Vec<(i64, i32)> = self.touched.lock().drain().collect();

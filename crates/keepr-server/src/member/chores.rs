@@ -46,25 +46,32 @@ pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiv
     let tick = inner.config.tick;
     let mut interval = tokio::time::interval((tick / 4).max(Duration::from_millis(50)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut was_leader = false;
+    // The term in which this member last took over as leader. Keyed on the term, not on
+    // seeing itself lose leadership: an isolated leader may never observe itself as a
+    // follower before it wins a later election, and its liveness data is stale by then.
+    let mut led_term = None;
     let mut last_reap = Instant::now();
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => return,
             _ = interval.tick() => {}
         }
-        let leader = inner.raft.is_leader();
+        let (leader, term) = {
+            let m = inner.raft.metrics().borrow_watched().clone();
+            (m.current_leader == Some(inner.raft_id), m.current_term)
+        };
         if !leader {
-            was_leader = false;
+            led_term = None;
             continue;
         }
         let now = Instant::now();
         let live = inner.shared.tree.read().tree.sessions();
         inner.sessions.reconcile(&live, now);
-        if !was_leader {
-            // Nothing is known of recent activity: everyone gets a full timeout.
+        if led_term != Some(term) {
+            // A new leadership: nothing is known of recent activity, so everyone gets a
+            // full timeout.
             inner.sessions.reset_all(now);
-            was_leader = true;
+            led_term = Some(term);
         }
         for session in inner.sessions.take_expired(now) {
             inner.shared.metrics.stale_sessions_expired.inc();
@@ -114,34 +121,49 @@ pub(super) async fn report_sessions(inner: Arc<Inner>, mut shutdown: watch::Rece
             _ = stopped(&mut shutdown) => return,
             _ = interval.tick() => {}
         }
-        let touched = inner.sessions.take_touched();
         let leader = inner.raft.metrics().borrow_watched().current_leader;
         let Some(leader) = leader.filter(|l| *l != inner.raft_id) else {
+            // No leader to tell (an election): keep the touches for the next one.
             continue;
         };
-        if touched.is_empty() {
-            continue;
-        }
         let Some(addr) = inner.peer_addr_of(leader) else {
             continue;
         };
         let Ok(mut client) = inner.channels.client(&addr) else {
             continue;
         };
+        let touched = inner.sessions.take_touched();
+        if touched.is_empty() {
+            continue;
+        }
         let touches = keepr_proto::peer::SessionTouches {
             touches: touched
-                .into_iter()
-                .map(|(session, timeout_ms)| keepr_proto::peer::SessionTouch {
+                .iter()
+                .map(|&(session, timeout_ms)| keepr_proto::peer::SessionTouch {
                     session,
                     timeout_ms,
                 })
                 .collect(),
         };
-        if let Err(e) = client.touch_sessions(touches).await {
-            tracing::debug!(error = %e, leader, "session report failed");
+        // A leader cut off by a partition drops packets instead of refusing them: without a
+        // deadline the call would hang until HTTP/2 keepalive gives up, long after the next
+        // leader has expired these sessions for want of news. A failed report is re-queued
+        // so that the next leader hears of these sessions too.
+        let sent = tokio::time::timeout(REPORT_DEADLINE, client.touch_sessions(touches)).await;
+        let failed = match sent {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        if let Some(error) = failed {
+            tracing::debug!(%error, leader, "session report failed; re-queued");
+            inner.sessions.requeue_touched(&touched);
         }
     }
 }
+
+/// How long a follower waits for the leader to take a liveness report.
+const REPORT_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Every member tells the others who it is, every two seconds: the Raft id and address it
 /// answers at. A member that lost its data and came back as a new incarnation, or a new

@@ -217,6 +217,12 @@ impl Member {
             // older one plus the log.
             max_in_snapshot_log_to_keep: u64::MAX,
             purge_batch_size: 1024,
+            // A restarted leader must win an election before it serves anything: restored
+            // leadership would answer read indexes from its stale commit index, since the
+            // committed index rides the next fsync instead of being waited for (decision 3),
+            // and a kill in between left a `sync` reading before an acknowledged write
+            // (docs/reliability.md, finding 4).
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         let raft_config = Arc::new(
