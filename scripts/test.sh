@@ -13,7 +13,9 @@ mkdir -p "$CARGO_TARGET_DIR"
 # python3-kazoo: a real Python client (for /usr/bin/python3, Debian's interpreter);
 # python3-pytest(-timeout) runs the client suites in tests/python.
 # prometheus: a real scraper for the metrics test (crates/keepr/tests/prometheus.rs).
-apt_packages=(zookeeper python3-kazoo python3-pytest python3-pytest-timeout prometheus)
+# iproute2, iptables: network namespaces and partitions for the fault suite (tests/faults).
+apt_packages=(zookeeper python3-kazoo python3-pytest python3-pytest-timeout prometheus
+  iproute2 iptables)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,4 +41,8 @@ echo "== real clients against keepr and ZooKeeper (tests/python)"
 # only resolve other features and recompile.
 test -x "$CARGO_TARGET_DIR/debug/keepr" || cargo build --locked -p keepr
 (cd tests/python && KEEPR_BIN="$CARGO_TARGET_DIR/debug/keepr" /usr/bin/python3 -m pytest -q)
+echo "== fault injection with linearizability checking (tests/faults)"
+# Kills, partitions, damaged disks and membership changes under load; about 6 minutes.
+# Prints its base seed; a failure keeps logs and history in /tmp/keepr-faults-artifacts.
+(cd tests/faults && KEEPR_BIN="$CARGO_TARGET_DIR/debug/keepr" /usr/bin/python3 -m pytest -q)
 echo "== all tests passed"

@@ -43,15 +43,17 @@ def _retry(what: str, step, timeout: float = 90.0):
         raise ClusterError(f"{e}; last error: {last.get('error')}") from None
 
 
-def grow(cluster: Cluster, m: int, history: History) -> str:
-    """Starts member m with --join, adds it as a learner, promotes it. Returns its id."""
+def grow(cluster: Cluster, m: int, history: History, stale: str | None = None) -> str:
+    """Starts member m with --join, adds it as a learner, promotes it. Returns its id.
+    `stale`: an id that announced itself from the same address before (a wiped member's old
+    self); its announcements stay listed among the candidates for a while."""
     member = cluster.members[m]
     member.join = [cluster.members[i].peer for i in cluster.serving]
     member.start()
     history.event(f"member {m} started with --join")
     new_id = _retry(f"member {m} announcing itself",
                     lambda: next((i for i, peer in candidates(cluster).items()
-                                  if peer == member.peer), None))
+                                  if peer == member.peer and i != stale), None))
     _retry(f"adding {new_id} as a learner", lambda: cluster.admin("add", new_id, member.peer))
     _retry(f"promoting {new_id}", lambda: cluster.admin("promote", new_id))
     cluster.retired.discard(m)
@@ -83,7 +85,7 @@ def replace_wiped(cluster: Cluster, m: int, old_id: str, history: History) -> st
     history.event(f"member {m} killed and its disk wiped")
     _retry(f"removing the wiped {old_id}", lambda: cluster.admin("remove", old_id))
     cluster.retired.add(m)
-    new_id = grow(cluster, m, history)
+    new_id = grow(cluster, m, history, stale=old_id)
     if new_id == old_id:
         raise ClusterError(f"the wiped member came back as its old id {old_id}")
     return new_id
