@@ -44,14 +44,6 @@ def test_killed_members_and_damaged_disks_lose_no_acknowledged_write(keepr_bin, 
     assert result.sessions_expired == 0, "a session expired although its clients reconnected in time"
 
 
-KNOWN_SNAPSHOT_BUG = (
-    "known keepr bug (pinned by an ignored test in crates/keepr/tests/durability.rs): when "
-    "the newest snapshot is damaged soon after a purge, the log no longer reaches back to an "
-    "older snapshot and the member cannot start (\"Cannot re-apply logs: need logs from "
-    "index 0, but purged up to ...\"); it depends on timing, hence not strict")
-
-
-@pytest.mark.xfail(strict=False, reason=KNOWN_SNAPSHOT_BUG)
 def test_members_with_a_damaged_newest_snapshot_restart_and_lose_nothing(keepr_bin, seed,
                                                                         artifacts):
     """Kill members whose newest snapshot then gets bit flips: each restarts from the older

@@ -138,10 +138,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let member = Member::start(config).await?;
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
+        let raft_failed = tokio::select! {
+            signalled = wait_for_signal() => {
+                signalled?;
+                None
+            }
+            reason = member.raft_failed() => Some(reason),
+        };
+        if let Some(reason) = &raft_failed {
+            tracing::error!(%reason, "Raft stopped; exiting so that the member is restarted");
+        } else {
+            tracing::info!("shutting down");
+        }
         member.shutdown().await;
-        Ok(())
+        match raft_failed {
+            Some(reason) => anyhow::bail!("Raft stopped: {reason}"),
+            None => Ok(()),
+        }
     })
 }
 

@@ -561,11 +561,35 @@ async fn damaged_newest_snapshot_is_skipped_for_the_older_one_and_the_log() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_newest_snapshot_right_after_a_purge_is_skipped_for_the_older_one_and_the_log() {
+/// Writes `PIPELINE` creates at a time until the member purged its log past `purged_before`,
+/// then waits for the due snapshot; returns the new count of nodes written.
+async fn write_until_a_purge_past(
+    member: &Member,
+    client: &zk::Client,
+    mut written: usize,
+    purged_before: f64,
+) -> usize {
     /// Creates in flight at once, as busy clients send them: Raft then applies in batches,
     /// so snapshots land more than --snapshot-every entries apart, as in production.
     const PIPELINE: usize = 64;
+    let start = written;
+    loop {
+        create_snap_nodes(client, written..written + PIPELINE).await;
+        written += PIPELINE;
+        snapshots_settled(member).await;
+        if member.metric("keepr_raft_purged_index").unwrap_or(0.0) > purged_before {
+            return written;
+        }
+        assert!(
+            written - start < MAX_SNAPSHOT_WRITES,
+            "no purge past {purged_before} after {} writes",
+            written - start
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_newest_snapshot_right_after_a_purge_is_skipped_for_the_older_one_and_the_log() {
     let mut member = Member::start(&["--snapshot-every", SNAPSHOT_EVERY]);
     bounded(async {
         let client = connect(&member.zk_addr()).await;
@@ -573,22 +597,78 @@ async fn damaged_newest_snapshot_right_after_a_purge_is_skipped_for_the_older_on
         // The hardest moment for the fallback is right after a purge: the log has just been
         // cut back towards the older snapshot, the oldest state it must still reach. Stop
         // there, before another snapshot replaces the pair on disk.
-        let mut written = 0;
-        loop {
-            create_snap_nodes(&client, written..written + PIPELINE).await;
-            written += PIPELINE;
-            snapshots_settled(&member).await;
-            if member.metric("keepr_raft_purged_index").unwrap_or(0.0) > 0.0 {
-                break;
-            }
-            assert!(
-                written < MAX_SNAPSHOT_WRITES,
-                "no purge after {written} writes"
-            );
-        }
+        let written = write_until_a_purge_past(&member, &client, 0, 0.0).await;
         member.kill();
         drop(client);
         restart_with_newest_snapshot_damaged(&mut member, written).await;
+    })
+    .await;
+}
+
+/// The same member's newest snapshot damaged again after it recovered from the first damage,
+/// as the fault suite's repeated `flip-snapshot` does. Restarted from the older snapshot, the
+/// member is a snapshot's worth of entries past it and writes a new snapshot at once. The
+/// file damaged first must not count as one of the two kept: it did, so that new snapshot
+/// pruned the valid older one, the log was purged up to the damaged one, and with the newest
+/// damaged again nothing was left to start from ("need logs from index 0, but purged up to
+/// ...").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_snapshot_damaged_again_after_recovering_is_skipped_again() {
+    let mut member = Member::start(&["--snapshot-every", SNAPSHOT_EVERY]);
+    bounded(async {
+        let client = connect(&member.zk_addr()).await;
+        client.create("/snap", b"", &persistent()).await.unwrap();
+        let mut written = write_until_a_purge_past(&member, &client, 0, 0.0).await;
+        member.kill();
+        drop(client);
+        restart_with_newest_snapshot_damaged(&mut member, written).await;
+        for _ in 0..2 {
+            // Writes only the log holds, fewer than would trigger another snapshot.
+            let client = connect(&member.zk_addr()).await;
+            create_snap_nodes(&client, written..written + 10).await;
+            written += 10;
+            // The snapshot taken on restart, and the purge that follows it (once a second).
+            snapshots_settled(&member).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+            member.kill();
+            drop(client);
+            restart_with_newest_snapshot_damaged(&mut member, written).await;
+        }
+    })
+    .await;
+}
+
+// --- Raft failing under a running process -----------------------------------------------------
+
+/// A member whose Raft core stops (here: a snapshot cannot be written, a fatal storage error
+/// to openraft) can commit nothing any more; its process must exit non-zero so that its
+/// supervisor restarts it, not linger unready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_raft_core_fails_exits_nonzero() {
+    let mut member = Member::start(&["--snapshot-every", SNAPSHOT_EVERY]);
+    bounded(async {
+        let client = connect(&member.zk_addr()).await;
+        client.create("/snap", b"", &persistent()).await.unwrap();
+        let snapshots = member.data_dir().join("snapshots");
+        std::fs::remove_dir_all(&snapshots).expect("removing the snapshot directory");
+        std::fs::write(&snapshots, b"").expect("a file where the snapshot directory was");
+        // Enough writes for a snapshot to be due; those after the failure are not answered.
+        let paths: Vec<String> = (0..100).map(|i| format!("/snap/n{i}")).collect();
+        let creates: Vec<_> = paths
+            .iter()
+            .map(|path| client.create(path, b"", &persistent()))
+            .collect();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures::future::join_all(creates),
+        )
+        .await;
+        let status = member.wait_for_exit();
+        assert!(!status.success(), "exited with {status}");
+        assert!(
+            member.log_of_last_run().contains("Raft stopped"),
+            "the member says why it exits"
+        );
     })
     .await;
 }

@@ -364,6 +364,22 @@ impl Member {
         &self.inner
     }
 
+    /// Resolves once Raft's core has stopped by itself (a fatal storage error or a panic),
+    /// with the reason. Such a member can no longer commit or apply anything: its process
+    /// should exit so that a supervisor restarts it.
+    pub async fn raft_failed(&self) -> String {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Err(e) = &metrics.borrow_watched().running_state {
+                return e.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core task ended".to_string();
+            }
+        }
+    }
+
     /// Stops listening, disconnects clients and shuts Raft down (flushing the log).
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);

@@ -327,12 +327,13 @@ impl RaftNetworkV2<TypeConfig> for NetClient {
             .map_err(|e| StreamingError::Unreachable(unreachable(target, e)))?;
         let header = encode(&(&vote, &snapshot.meta))
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
-        let path = snapshot.snapshot.path.clone();
+        // The handle the store verified: a snapshot pruned meanwhile stays readable through it.
+        let mut f = snapshot.snapshot.file;
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
         // Read the file on a blocking thread; the bounded channel paces it to the network.
         let reader = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Read;
-            let mut f = std::fs::File::open(&path)?;
+            use std::io::{Read, Seek};
+            f.seek(std::io::SeekFrom::Start(0))?;
             let mut header = Some(header);
             loop {
                 let mut buf = vec![0u8; SNAPSHOT_CHUNK];

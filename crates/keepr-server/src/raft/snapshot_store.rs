@@ -14,18 +14,26 @@
 //! fsynced, so a crash leaves either the old set of snapshots or the new one. The two newest
 //! are kept: if the newest turns out damaged at start-up, the one before it is used and the
 //! Raft log (which we keep back to it) replays the rest.
+//!
+//! A snapshot found damaged is renamed to `*.snap.damaged` (kept for a post-mortem until the
+//! kept snapshots are past it), so it never counts as one of the kept ones: counting it would
+//! delete the valid older snapshot in its place and let the log be purged up to a file that
+//! cannot be read. Readers get the very file handle that was verified, so a prune running
+//! meanwhile (the builder runs concurrently with replication reading a snapshot) cannot pull
+//! the file from under them.
 
+use super::types::SnapshotMeta;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"KEEPRSNP";
 const FORMAT: u32 = 1;
 /// Snapshot files kept on disk; the older ones are deleted once a newer one is durable.
 pub const KEEP: usize = 2;
 const SUFFIX: &str = ".snap";
+/// Appended to the name of a snapshot found damaged.
+const DAMAGED_SUFFIX: &str = ".damaged";
 
 /// A snapshot file that was verified whole, positioned nowhere in particular.
 #[derive(Debug)]
@@ -169,21 +177,24 @@ impl SnapshotStore {
             fs::rename(path, &dest)?;
         }
         File::open(&self.dir)?.sync_all()?;
+        let file = File::open(&dest)?;
         self.prune(&dest)?;
-        Ok(SnapshotFile {
-            file: File::open(&dest)?,
-            path: dest,
-        })
+        Ok(SnapshotFile { file, path: dest })
     }
 
-    /// Snapshot files, newest first.
+    /// Snapshot files (not those set aside as damaged), newest first.
     fn list(&self) -> io::Result<Vec<PathBuf>> {
+        self.list_ending(SUFFIX)
+    }
+
+    /// Files named `snapshot-*` ending in `suffix`, newest first.
+    fn list_ending(&self, suffix: &str) -> io::Result<Vec<PathBuf>> {
         let mut v: Vec<PathBuf> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(SUFFIX))
+                    .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(suffix))
             })
             .collect();
         // Names embed the zero-padded index, so name order is log order.
@@ -195,19 +206,7 @@ impl SnapshotStore {
     /// The log index of the older of the two snapshots kept on disk: the log must reach
     /// back to it. `None` while there is only one (the log is then kept whole).
     pub fn oldest_kept_index(&self) -> io::Result<Option<u64>> {
-        let indexes: Vec<u64> = self
-            .list()?
-            .iter()
-            .filter_map(|p| {
-                p.file_name()?
-                    .to_str()?
-                    .strip_prefix("snapshot-")?
-                    .split('-')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let indexes: Vec<u64> = self.list()?.iter().filter_map(|p| index_of(p)).collect();
         Ok(if indexes.len() >= KEEP {
             indexes.into_iter().min()
         } else {
@@ -215,40 +214,118 @@ impl SnapshotStore {
         })
     }
 
-    fn prune(&self, keep_at_least: &Path) -> io::Result<()> {
-        for (i, p) in self.list()?.into_iter().enumerate() {
-            if i >= KEEP && p != keep_at_least {
-                fs::remove_file(&p)?;
+    /// Deletes snapshots older than the newest [`KEEP`] (never `keep`, the one just adopted,
+    /// which openraft uses from now on), and damaged ones the kept snapshots are past.
+    ///
+    /// Only snapshots not found damaged count: one set aside as damaged never takes the place
+    /// of a valid older one, and openraft is only ever handed (by `newest_valid`) the newest
+    /// valid one, so the one it uses is among the kept until two newer ones were adopted.
+    fn prune(&self, keep: &Path) -> io::Result<()> {
+        let snapshots = self.list()?;
+        for p in snapshots.iter().skip(KEEP) {
+            if p != keep {
+                remove_if_present(p)?;
+            }
+        }
+        let oldest_kept = snapshots
+            .iter()
+            .take(KEEP)
+            .filter_map(|p| index_of(p))
+            .min();
+        if let Some(oldest_kept) = oldest_kept.filter(|_| snapshots.len() >= KEEP) {
+            for p in self.list_ending(DAMAGED_SUFFIX)? {
+                if index_of(&p).is_some_and(|i| i < oldest_kept) {
+                    remove_if_present(&p)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// The newest snapshot that checks out whole, skipping (and reporting) damaged ones.
+    /// The newest snapshot that checks out whole. Damaged ones are reported and set aside
+    /// (renamed to `*.damaged`) so that they no longer count as kept snapshots.
+    ///
+    /// The returned handle is the one that was verified: the file may be pruned meanwhile
+    /// (the snapshot builder runs concurrently) and stays readable through it.
     pub fn newest_valid(&self) -> io::Result<Option<(SnapshotMeta, SnapshotFile)>> {
         for path in self.list()? {
-            match verify(&path) {
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                // Pruned since the listing: a newer one exists, but this one was older.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            match verify_file(&mut file) {
                 Ok(meta) => {
-                    let file = File::open(&path)?;
+                    file.seek(SeekFrom::Start(0))?;
                     return Ok(Some((meta, SnapshotFile { path, file })));
                 }
-                Err(e) => {
+                Err(e) if is_damage(&e) => {
                     tracing::error!(path = %path.display(), error = %e, "snapshot is damaged; trying an older one");
+                    self.set_aside(&path)?;
                 }
+                Err(e) => return Err(e),
             }
         }
         Ok(None)
+    }
+
+    /// Renames a damaged snapshot out of the set of snapshots, durably.
+    fn set_aside(&self, path: &Path) -> io::Result<()> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(DAMAGED_SUFFIX);
+        let aside = PathBuf::from(aside);
+        match fs::rename(path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        File::open(&self.dir)?.sync_all()?;
+        tracing::warn!(path = %aside.display(), "damaged snapshot set aside");
+        Ok(())
+    }
+}
+
+/// Whether a verification error means the file's content is bad (rather than that it could
+/// not be read at all).
+fn is_damage(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// The log index a snapshot file's name carries.
+fn index_of(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("snapshot-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
 /// Checks a snapshot file's trailing checksum and header; returns its meta.
 pub fn verify(path: &Path) -> io::Result<SnapshotMeta> {
-    let mut f = File::open(path)?;
+    verify_file(&mut File::open(path)?)
+}
+
+/// [`verify`] on an open file, read from its start; leaves its position anywhere.
+fn verify_file(f: &mut File) -> io::Result<SnapshotMeta> {
+    f.seek(SeekFrom::Start(0))?;
     let len = f.metadata()?.len();
     if len < 20 {
         return Err(invalid("snapshot file too short"));
     }
-    let mut r = BufReader::with_capacity(1 << 20, &mut f).take(len - 4);
+    let mut r = BufReader::with_capacity(1 << 20, &mut *f).take(len - 4);
     let mut crc = 0u32;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -265,4 +342,100 @@ pub fn verify(path: &Path) -> io::Result<SnapshotMeta> {
     }
     f.seek(SeekFrom::Start(0))?;
     Ok(read_header(&mut BufReader::new(f))?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::{LogId, TypeConfig};
+    use openraft::type_config::alias::LeaderIdOf;
+    use openraft::vote::RaftLeaderId;
+
+    fn meta(index: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(LogId {
+                leader_id: LeaderIdOf::<TypeConfig>::new(1, 1).to_committed(),
+                index,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Writes a snapshot at `index` whose tree part is a recognisable filler.
+    fn write(store: &SnapshotStore, index: u64) -> PathBuf {
+        store
+            .write(&meta(index), |w| w.write_all(&[index as u8; 4096]))
+            .expect("writing a snapshot")
+            .path
+    }
+
+    fn damage(path: &Path) {
+        let mut bytes = fs::read(path).expect("reading a snapshot");
+        let middle = bytes.len() / 2;
+        for b in &mut bytes[middle..middle + 16] {
+            *b ^= 0xFF;
+        }
+        fs::write(path, &bytes).expect("damaging a snapshot");
+    }
+
+    fn index_found(store: &SnapshotStore) -> Option<u64> {
+        store
+            .newest_valid()
+            .expect("looking for a snapshot")
+            .and_then(|(m, _)| m.last_log_id.map(|l| l.index))
+    }
+
+    #[test]
+    fn a_damaged_newest_snapshot_never_counts_among_the_kept_ones() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SnapshotStore::open(dir.path()).expect("opening the store");
+        let older = write(&store, 100);
+        let newest = write(&store, 200);
+        damage(&newest);
+
+        // As at a restart: the damaged one is skipped for the older one, and set aside.
+        assert_eq!(index_found(&store), Some(100));
+        assert!(!newest.exists());
+        assert_eq!(store.oldest_kept_index().expect("listing"), None);
+
+        // A new snapshot must not push out the older one, which is the only fallback.
+        let next = write(&store, 300);
+        assert!(older.exists(), "the valid older snapshot was pruned");
+        assert_eq!(store.oldest_kept_index().expect("listing"), Some(100));
+
+        // Even with this one damaged as well, the older one and the log (kept back to it)
+        // still rebuild the state.
+        damage(&next);
+        assert_eq!(index_found(&store), Some(100));
+
+        // Once the kept snapshots are past it, the damaged file goes too.
+        write(&store, 400);
+        write(&store, 500);
+        let left: Vec<String> = fs::read_dir(dir.path())
+            .expect("listing")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(store.oldest_kept_index().expect("listing"), Some(400));
+    }
+
+    #[test]
+    fn a_snapshot_handed_out_stays_readable_after_it_is_pruned() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SnapshotStore::open(dir.path()).expect("opening the store");
+        write(&store, 100);
+        write(&store, 200);
+        let (_, mut found) = store
+            .newest_valid()
+            .expect("looking for a snapshot")
+            .expect("a snapshot");
+        write(&store, 300);
+        write(&store, 400);
+        assert!(!found.path.exists(), "pruned meanwhile");
+        let (file_meta, mut tree) = found.open_tree().expect("reading the handed-out snapshot");
+        assert_eq!(file_meta.last_log_id.map(|l| l.index), Some(200));
+        let mut bytes = Vec::new();
+        tree.read_to_end(&mut bytes).expect("reading the tree part");
+        assert_eq!(bytes, vec![200u8; 4096]);
+    }
 }

@@ -371,6 +371,31 @@ impl Member {
         }
     }
 
+    /// Waits for the process to exit by itself (no signal sent) and returns its status; fails
+    /// the test if it still runs after the deadline.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        let status = blocking(|| loop {
+            if let Some(status) = self.exited() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        });
+        match status {
+            Some(status) => {
+                self.child = None;
+                status
+            }
+            None => panic!(
+                "keepr server still running {PROCESS_DEADLINE:?} later\n{}",
+                self.log_tail()
+            ),
+        }
+    }
+
     /// Starts the member again on the same data directory and ports, and waits until ready.
     pub fn restart(&mut self) {
         self.spawn_and_wait_ready();
