@@ -104,6 +104,8 @@ impl Tree {
     /// from the log position, after the command was encoded and shared).
     pub fn apply_at(&mut self, zxid: i64, cmd: &Command, triggers: &mut Triggers) -> TxnResult {
         triggers.clear();
+        // Every applied command moves the last zxid, failed ones included (as in ZooKeeper).
+        self.last_zxid = self.last_zxid.max(zxid);
         if let Some(moved) = self.moved_session(cmd) {
             return moved;
         }
@@ -163,9 +165,6 @@ impl Tree {
             TxnOp::CloseSession => self.close_session(&ctx, triggers),
             TxnOp::DeleteContainer { path } => self.delete_container(&ctx, path, triggers),
         };
-        if cmd.zxid > self.last_zxid {
-            self.last_zxid = cmd.zxid;
-        }
         result
     }
 

@@ -386,6 +386,28 @@ fn last_zxid_follows_applied_commands_even_failed_ones() {
 }
 
 #[test]
+fn last_zxid_is_the_zxid_applied_at_not_the_one_inside_the_command() {
+    // The server learns the zxid from the log position after the command was encoded
+    // with zxid 0; the tree's last zxid must follow the log anyway.
+    let mut h = Harness::new();
+    let cmd = keepr_tree::Command {
+        zxid: 0,
+        time: 1,
+        session: 0x55,
+        owner: 0,
+        auth: Vec::new(),
+        op: TxnOp::CreateSession {
+            timeout: 30_000,
+            passwd: [7; 16],
+        },
+    };
+    let mut triggers = keepr_tree::Triggers::default();
+    let zxid = h.zxid + 1000;
+    h.tree.apply_at(zxid, &cmd, &mut triggers).unwrap();
+    assert_eq!(h.tree.last_zxid(), zxid);
+}
+
+#[test]
 fn create_session_refuses_an_id_in_use_and_keeps_the_first_password() {
     const S3: i64 = 0x33;
     let mut h = Harness::new();
