@@ -57,6 +57,7 @@ pub struct Metrics {
     pub connection_drop_count: IntCounter,
     pub auth_failed_count: IntCounter,
     pub stale_sessions_expired: IntCounter,
+    pub fast_elections: IntCounter,
     pub node_created_watch_count: IntCounter,
     pub node_deleted_watch_count: IntCounter,
     pub node_changed_watch_count: IntCounter,
@@ -240,6 +241,11 @@ impl Metrics {
                 &r,
                 "stale_sessions_expired",
                 "Sessions expired by timeout",
+            ),
+            fast_elections: counter(
+                &r,
+                "keepr_fast_elections_total",
+                "Elections this member started at once because the leader's peer port refused connections",
             ),
             node_created_watch_count: counter(
                 &r,

@@ -199,8 +199,19 @@ async fn ensemble_grows_from_one_to_three_and_back_with_idempotent_steps() {
 async fn removal_that_would_leave_no_healthy_quorum_is_refused_but_a_dead_member_can_go() {
     let mut members = Member::ensemble(3, &[]);
     bounded(async {
-        let s = status(&members[0]).await;
+        // Health is hearsay (announcements every 2 s): wait until the leader has heard
+        // from everyone, or the survivor would count as unhealthy too.
+        let s = wait_status(
+            &members[0],
+            "a leader that sees every member healthy",
+            |s| s.leader != 0 && s.members.iter().all(|m| m.healthy),
+        )
+        .await;
         let (leader_ordinal, _) = identity::split(s.leader);
+        wait_status(&members[leader_ordinal as usize - 1], "all healthy", |s| {
+            s.leader == s.member_id && s.members.iter().all(|m| m.healthy)
+        })
+        .await;
         // Kill one follower; the other follower and the leader stay.
         let followers: Vec<u64> = (1..=3u64).filter(|o| *o != leader_ordinal).collect();
         let (dead, survivor) = (followers[0], identity::raft_id(followers[1], 0));

@@ -182,3 +182,39 @@ async fn replicas_agree_after_the_leader_is_killed_under_load_and_restarted_at_o
     })
     .await;
 }
+
+/// A leader whose process is gone is replaced without waiting out its lease: a follower
+/// finds the leader's peer port refusing connections and stands for election at once
+/// (`member/failover.rs`). The elapsed time is not asserted (shared machines are noisy);
+/// the counter of such elections on the survivors is, along with a new leader in a new term
+/// that takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_of_a_dead_leader_elect_a_new_one_without_waiting_out_its_lease() {
+    let mut members = Member::ensemble(3, &[]);
+    bounded(async {
+        let (old, term) = leader(&members).await;
+        members[old].kill();
+        let survivors: Vec<Member> = members
+            .drain(..)
+            .enumerate()
+            .filter(|(i, _)| *i != old)
+            .map(|(_, m)| m)
+            .collect();
+        let (new, new_term) = leader(&survivors).await;
+        assert!(new_term > term, "new leader in term {new_term}, old {term}");
+        let fast: f64 = survivors
+            .iter()
+            .filter_map(|m| m.metric("keepr_fast_elections_total"))
+            .sum();
+        assert!(fast >= 1.0, "no follower started an election at once");
+        let c = connect(&survivors[new].zk_addr()).await;
+        let options = zk::CreateMode::Persistent.with_acls(open_acl());
+        within(
+            "a write on the new leader",
+            c.create("/after", b"x", &options),
+        )
+        .await
+        .expect("the new leader takes writes");
+    })
+    .await;
+}

@@ -9,6 +9,7 @@
 mod backend;
 mod bootstrap;
 mod chores;
+mod failover;
 mod reconfig;
 
 use std::collections::HashMap;
@@ -340,6 +341,10 @@ impl Member {
         tasks.spawn(chores::report_sessions(inner.clone(), shutdown_rx.clone()));
         tasks.spawn(chores::announce(inner.clone(), shutdown_rx.clone()));
         tasks.spawn(chores::watch_quorum(inner.clone(), shutdown_rx.clone()));
+        tasks.spawn(failover::replace_dead_leader(
+            inner.clone(),
+            shutdown_rx.clone(),
+        ));
         tasks.spawn(chores::purge_behind_snapshots(
             inner.clone(),
             shutdown_rx.clone(),
