@@ -386,3 +386,76 @@ async fn member_of_another_cluster_refuses_to_be_added() {
     })
     .await;
 }
+
+/// Catch-up through a snapshot of more than 1 GiB: a member joins an ensemble whose log was
+/// purged behind a snapshot of 1.2 GB of data, receives it streamed, and serves every node.
+/// Not in CI (it writes 1.2 GB through the ZooKeeper protocol and holds it in two processes);
+/// run it with
+/// `cargo test --release -p keepr --test membership -- --ignored one_gib --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn learner_catches_up_from_a_snapshot_of_more_than_one_gib() {
+    const NODES: usize = 1200;
+    const SIZE: usize = 1_000_000; // under jute.maxbuffer (0xfffff) with the request header
+    let first = Member::start(&["--snapshot-every", "200"]);
+    let mut second = Member::joiner(2, &first.peer_addr(), &[]);
+    let started = Instant::now();
+    let c = connect(&first.zk_addr()).await;
+    let opts = zk::CreateMode::Persistent.with_acls(open_acl());
+    for i in 0..NODES {
+        let mut data = vec![(i % 251) as u8; SIZE];
+        data[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        c.create(&format!("/big-{i:05}"), &data, &opts)
+            .await
+            .expect("create a 1 MB node");
+    }
+    eprintln!(
+        "wrote {} MB in {:?}",
+        NODES * SIZE / 1_000_000,
+        started.elapsed()
+    );
+    // A snapshot every 200 entries: the one at index 1199 holds more than 1 GiB of data, and
+    // the log is purged behind the one before it, so the joiner can only start from one.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while first.metric("keepr_raft_snapshot_index").unwrap_or(0.0) < 1199.0 {
+        assert!(Instant::now() < deadline, "no snapshot covering the writes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let id = candidate_id(&first, 2).await;
+    let caught_up = Instant::now();
+    let mut a = admin(&first).await;
+    a.add_learner(AddLearnerRequest {
+        id,
+        peer_address: second.peer_addr(),
+    })
+    .await
+    .expect("add learner");
+    let s = wait_status(&first, "the learner catches up", |s| {
+        s.members
+            .iter()
+            .any(|m| m.id == id && m.lag == 0 && m.match_index > NODES as u64)
+    })
+    .await;
+    eprintln!(
+        "learner caught up in {:?} (commit index {})",
+        caught_up.elapsed(),
+        s.commit_index
+    );
+    assert!(
+        second.log().contains("snapshot installed from the leader"),
+        "caught up without a snapshot"
+    );
+    second.wait_until_ready();
+    let c2 = connect(&second.zk_addr()).await;
+    for i in [0, NODES / 2, NODES - 1] {
+        let (data, stat) = c2.get_data(&format!("/big-{i:05}")).await.unwrap();
+        assert_eq!(data.len(), SIZE);
+        assert_eq!(stat.data_length as usize, SIZE);
+        assert_eq!(&data[..8], &(i as u64).to_be_bytes());
+    }
+    assert_eq!(
+        c2.list_children("/").await.unwrap().len(),
+        NODES + 1,
+        "every node and /zookeeper"
+    );
+}

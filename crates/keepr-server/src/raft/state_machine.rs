@@ -147,6 +147,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || snapshots.adopt(&snapshot.path, &meta))
             .await
             .map_err(io::Error::other)??;
+        tracing::info!(index, "snapshot installed from the leader");
         Ok(())
     }
 
