@@ -1,6 +1,7 @@
 """The soak: one long-lived 3-member ensemble, epoch after epoch of load with random faults of
-every kind, each epoch checked on its own. Runs only with `--soak-minutes N`; writes a JSON
-summary (operations checked, faults injected, anomalies) next to the artifacts.
+every kind, membership changes included, each epoch checked on its own. Runs only with
+`--soak-minutes N`; writes a JSON summary (operations checked, faults injected, anomalies)
+next to the artifacts.
 
     /usr/bin/python3 -m pytest test_soak.py --soak-minutes 30 --keepr-bin PATH -s
 """
@@ -29,9 +30,10 @@ def test_soak_with_every_fault_kind_finds_no_anomaly(keepr_bin, seed, artifacts,
     fault_counts = collections.Counter()
     started = time.time()
     # More registers than in CI: fewer operations per register keep the linearizability
-    # search (exponential in per-register concurrency) fast over long epochs.
+    # search (exponential in per-register concurrency) fast over long epochs. Five member
+    # slots, three serving: grow-shrink joins the two spare ones, then removes two.
     with Run(binary=keepr_bin, seed=seed, artifacts=artifacts, workers=6,
-             config=Config(registers=8)) as run:
+             config=Config(registers=8), members=5, initial=[1, 2, 3]) as run:
         while time.monotonic() < deadline:
             n_faults = run.rng.randint(3, 6)
 
@@ -46,6 +48,7 @@ def test_soak_with_every_fault_kind_finds_no_anomaly(keepr_bin, seed, artifacts,
                 return facts
             results.append(run.epoch_run(plan, duration=EPOCH_SECONDS, readers=3,
                                          name=f"soak {len(results) + 1}"))
+        members = {m: run.cluster.ids[m] for m in run.cluster.serving}
     summary = {
         "seed": seed,
         "minutes": round((time.time() - started) / 60, 1),
@@ -54,6 +57,7 @@ def test_soak_with_every_fault_kind_finds_no_anomaly(keepr_bin, seed, artifacts,
         "linearizability_checked_ops": sum(r.lin.checked_ops for r in results if r.lin),
         "outcomes": dict(sum((collections.Counter(r.counts) for r in results), collections.Counter())),
         "faults": dict(fault_counts),
+        "members_at_end": members,
         "session_moves": sum(r.session_moves for r in results),
         "sessions_expired": sum(r.sessions_expired for r in results),
         "anomalies": [p for r in results for p in r.problems],

@@ -234,6 +234,10 @@ class Cluster:
         # others can join later. `retired` ones were removed on purpose and stay down.
         self.members = {m: Member(self, m) for m in net.members}
         self.retired: set[int] = set()
+        # keepr's id of each member (`keepr members` takes ids): the initial ones are their
+        # ordinals, a member that joined gets a new incarnation. A retired member's stays,
+        # as its announcements are still listed among the candidates for a while.
+        self.ids: dict[int, str] = {m: str(m) for m in self.initial}
 
     def start(self, timeout: float = 90.0) -> "Cluster":
         for m in self.initial:

@@ -57,6 +57,7 @@ def grow(cluster: Cluster, m: int, history: History, stale: str | None = None) -
     _retry(f"adding {new_id} as a learner", lambda: cluster.admin("add", new_id, member.peer))
     _retry(f"promoting {new_id}", lambda: cluster.admin("promote", new_id))
     cluster.retired.discard(m)
+    cluster.ids[m] = new_id
     cluster.wait_ready(timeout=90, ids=[m])
     history.event(f"member {m} ({new_id}) is a voter: {sorted(voters(cluster))}")
     return new_id

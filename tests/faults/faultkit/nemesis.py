@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 
-from . import disk
+from . import disk, membership
 from .cluster import Cluster, ClusterError
 from .history import History, now_ns
 from .netns import Network
@@ -172,6 +172,41 @@ class Nemesis:
         self._note("healed")
         return {"member": m}
 
+    def replace_wiped(self) -> dict:
+        """A member (the leader as often as any other) loses its disk: killed, wiped, its old
+        id removed, and it rejoins as a new incarnation; back to as many voters as before."""
+        lead = self._leader()
+        m = self.rng.choice(self.cluster.serving)
+        old = self.cluster.ids[m]
+        self._note(f"wiping member {m} ({old}){' (leader)' if m == lead else ''}")
+        new = membership.replace_wiped(self.cluster, m, old, self.history)
+        self.cluster.wait_caught_up(m)
+        self._note(f"member {m} rejoined as {new} and caught up")
+        return {"member": m, "old": old, "new": new, "was_leader": m == lead}
+
+    def grow_shrink(self) -> dict:
+        """Every spare member slot joins (3 -> 5 in the soak) and is promoted, then as many
+        random members (the leader among them sometimes: leadership is moved off it first)
+        are removed and stopped, so the member set changes."""
+        c = self.cluster
+        spare = [m for m in c.members if m not in c.serving]
+        if not spare:
+            raise ValueError("grow-shrink needs spare member slots (Run(members=...))")
+        for m in spare:
+            if c.members[m].starts:
+                # Its disk holds its removed self: it joins as a new member.
+                c.members[m].wipe()
+            membership.grow(c, m, self.history, stale=c.ids.get(m))
+            c.wait_caught_up(m)
+        self._note(f"members {spare} joined: {c.serving} serve")
+        lead = self._leader()
+        gone = self.rng.sample(c.serving, len(spare))
+        for m in gone:
+            membership.shrink(c, m, c.ids, self.history)
+        self._note(f"members {gone} removed{' (the leader among them)' if lead in gone else ''}: "
+                   f"{c.serving} serve")
+        return {"grown": spare, "removed": gone, "leader_removed": lead in gone}
+
     def random_fault(self, kinds: list[str]) -> tuple[str, dict]:
         kind = self.rng.choice(kinds)
         return kind, self.apply(kind)
@@ -193,8 +228,13 @@ class Nemesis:
             return self.isolate_leader()
         if kind == "cut-clients":
             return self.cut_clients()
+        if kind == "replace-wiped":
+            return self.replace_wiped()
+        if kind == "grow-shrink":
+            return self.grow_shrink()
         raise ValueError(f"unknown fault {kind!r}")
 
 
+# grow-shrink needs spare member slots (the soak's run has two).
 ALL_FAULTS = ["kill", "kill-leader", "restart-leader", "tear-log", "flip-log", "flip-snapshot", "partition",
-              "one-way", "isolate-leader", "cut-clients"]
+              "one-way", "isolate-leader", "cut-clients", "replace-wiped", "grow-shrink"]

@@ -271,9 +271,15 @@ class Run:
             result.problems.append("session consistency: " + v.explain())
         result.problems += final_state.check_sequential(ops)
         result.problems += final_state.check_sequential_present(ops, queues)
-        alive = {p: s for w in workers for p, s in w.ephemerals_alive.items()}
+        serving = {self.cluster.members[m].addr for m in final_members}
+        alive = {p: s for w in workers if serving.intersection(w.hosts)
+                 for p, s in w.ephemerals_alive.items()}
         gone = {p: s for w in workers for p, s in w.ephemerals_gone.items()}
         gone.update({path: sid for sid, path in doomed.items()})
+        # A pinned reader whose member was removed reaches no member any more: its session
+        # must expire like a dead client's.
+        gone.update({p: s for w in workers if not serving.intersection(w.hosts)
+                     for p, s in w.ephemerals_alive.items()})
         problems = final_state.check_ephemerals(alive, gone, ephs)
         if problems:
             # Ended sessions' ephemerals go when the leader expires them: a session timeout

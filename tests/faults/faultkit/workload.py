@@ -366,10 +366,13 @@ def start_workers(cluster, history: History, config: Config, n: int, seed: int,
     """`n` read-write workers spread over the members (each lists its preferred member
     first and the others after it), plus `readers` pinned readers."""
     ids = sorted(cluster.members)
+    # Preferred (and pinned) members are serving ones: with spare member slots the others
+    # are down. Those stay listed after them, as members may join there later.
+    serving = sorted(cluster.serving)
     by_ip = members_by_ip(cluster)
     workers = []
     for w in range(n + readers):
-        first = ids[w % len(ids)]
+        first = serving[w % len(serving)]
         if w < n:
             order = [first] + [i for i in ids if i != first]
             name, cfg = f"w{w}", config
