@@ -10,6 +10,7 @@ their own node (kazoo's Lock, Curator's protected creates) make a second node an
 first forever.
 """
 
+import signal
 import uuid
 
 import pytest
@@ -47,6 +48,32 @@ def test_a_write_through_a_member_the_session_moved_off_is_refused(fresh_ensembl
         taker.sync(base)
         assert taker.exists(f"{base}/late") is None, f"the late write was {outcome}"
         assert outcome != "applied"
+    finally:
+        for client in (taker, original):
+            if client is not None:
+                stop_client(client)
+
+
+def test_a_session_resumes_on_a_member_that_has_not_applied_its_creation_yet(fresh_ensemble):
+    # A member that lags (here: stopped while the session is created and used elsewhere)
+    # must catch up with the leader before it calls a session unknown; answering "expired"
+    # ends a live session and its ephemerals for a client that did nothing wrong.
+    first, second = followers(fresh_ensemble)
+    base = f"/lagging-{uuid.uuid4().hex[:8]}"
+    original = KazooClient(hosts=first.hosts, connection_retry=fast_reconnect())
+    taker = None
+    second.process.send_signal(signal.SIGSTOP)
+    try:
+        original.start(timeout=WAIT_S)
+        original.create(base, ephemeral=True)
+        session = original.client_id
+    finally:
+        second.process.send_signal(signal.SIGCONT)
+    try:
+        taker = KazooClient(hosts=second.hosts, client_id=session, connection_retry=None)
+        taker.start(timeout=WAIT_S)
+        assert taker.client_id[0] == session[0], "the member called a live session expired"
+        assert taker.exists(base) is not None
     finally:
         for client in (taker, original):
             if client is not None:

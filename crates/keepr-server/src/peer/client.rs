@@ -268,12 +268,20 @@ impl RaftNetworkV2<TypeConfig> for NetClient {
         let target = self.target;
         let client = self.client();
         Box::pin(async move {
+            // openraft sleeps its backoff inside the request stream, before it yields a
+            // request. Taking the first request before connecting lets that backoff pace
+            // reconnects to an unreachable member; otherwise every refused connect returns
+            // at once and the leader retries in a busy loop.
+            let mut input = input;
+            let first = input.next().await;
             let mut client = client?;
             // An encoding failure would be a bug; the empty payload then fails on the other
             // side and ends the stream, which openraft retries.
-            let outbound = input.map(|req| RaftMessage {
-                payload: encode(&req).unwrap_or_default(),
-            });
+            let outbound = futures::stream::iter(first)
+                .chain(input)
+                .map(|req| RaftMessage {
+                    payload: encode(&req).unwrap_or_default(),
+                });
             let replies = client
                 .stream_append(outbound)
                 .await

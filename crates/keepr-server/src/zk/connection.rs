@@ -15,7 +15,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -325,13 +325,32 @@ impl Connection {
                 }
             }
         } else {
-            let known = {
+            let lookup = || {
                 let st = shared.tree.read();
                 st.tree
                     .session_password(req.session_id)
                     .filter(|p| Some(&p[..]) == req.passwd.as_deref())
                     .and_then(|_| st.tree.session_timeout(req.session_id))
             };
+            let mut known = lookup();
+            if known.is_none() && !read_only {
+                // This member may not have applied the session's creation yet (it was made
+                // through another member a moment ago): catch up with the leader's commit
+                // before calling it expired, as ZooKeeper asks its leader to revalidate.
+                // Without a leader the client is not told "expired"; it tries elsewhere.
+                let deadline =
+                    Duration::from_millis(settings.negotiate_timeout(req.time_out).max(0) as u64);
+                match tokio::time::timeout(deadline, self.backend.sync()).await {
+                    Ok(Ok(())) => {}
+                    _ => {
+                        shared.metrics.connection_rejected.inc();
+                        return Err(ConnError::Refused(
+                            "cannot revalidate the session with the leader",
+                        ));
+                    }
+                }
+                known = lookup();
+            }
             // The session moves to this connection, in the log, before the client is told it
             // resumed: writes still in flight from its old connection are then refused
             // (SESSIONMOVED) wherever they are applied, and everything it wrote before is
@@ -361,6 +380,10 @@ impl Connection {
                     (req.session_id, timeout, passwd)
                 }
                 None => {
+                    tracing::info!(
+                        session = format_args!("{:#x}", req.session_id),
+                        "refused a reconnect: session expired, unknown or wrong password"
+                    );
                     // Unknown, expired, or wrong password: ZooKeeper's "session expired"
                     // answer, then close.
                     let resp = ConnectResponse {
