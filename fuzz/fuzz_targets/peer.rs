@@ -33,13 +33,15 @@ fuzz_target!(|data: &[u8]| {
     let Some((&kind, payload)) = data.split_first() else {
         return;
     };
-    match kind % 7 {
+    match kind % 8 {
         0 => check::<AppendEntriesRequest<TypeConfig>>(payload),
         1 => check::<VoteRequest<TypeConfig>>(payload),
         2 => check::<TransferLeaderRequest<TypeConfig>>(payload),
         3 => check::<(VoteOf<TypeConfig>, SnapshotMeta)>(payload),
         4 => check::<StreamAppendResult<TypeConfig>>(payload),
         5 => check::<VoteResponse<TypeConfig>>(payload),
+        // The header of a snapshot fetched from a peer at start-up (`member/repair.rs`).
+        6 => check::<SnapshotMeta>(payload),
         _ => check::<AppendEntriesResponse<TypeConfig>>(payload),
     }
 });

@@ -638,6 +638,102 @@ async fn newest_snapshot_damaged_again_after_recovering_is_skipped_again() {
     .await;
 }
 
+/// A follower that caught up from the leader's snapshot has no older snapshot of its own, and
+/// openraft purged its log up to the installed one. Damage to that one file left nothing on
+/// its disk to start from ("need logs from index 0, but purged up to ..."), and the member
+/// could only be wiped and re-added (docs/reliability.md, finding 5). It now fetches a peer's
+/// snapshot before Raft starts and comes back with its identity, vote and log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_whose_installed_snapshot_is_damaged_restores_from_a_peer() {
+    let mut members = Member::ensemble(3, &["--snapshot-every", SNAPSHOT_EVERY]);
+    bounded(async {
+        let is_leader = |m: &Member| m.metric("keepr_raft_is_leader") == Some(1.0);
+        let leader = within("a leader", async {
+            loop {
+                if let Some(i) = members.iter().position(is_leader) {
+                    return i;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let lagging = (leader + 1) % members.len();
+        let behind = members[lagging]
+            .metric("keepr_raft_applied_index")
+            .unwrap_or(0.0);
+        members[lagging].kill();
+
+        // The leader takes writes until its log no longer reaches back to where the stopped
+        // member's ends: that member can only catch up from a snapshot.
+        let client = connect(&members[leader].zk_addr()).await;
+        client.create("/snap", b"", &persistent()).await.unwrap();
+        let written = write_until_a_purge_past(&members[leader], &client, 0, behind).await;
+        let leader_applied = members[leader]
+            .metric("keepr_raft_applied_index")
+            .unwrap_or(0.0);
+        members[lagging].restart();
+        within("the snapshot install and catch-up", async {
+            loop {
+                let caught_up = members[lagging]
+                    .metric("keepr_raft_applied_index")
+                    .is_some_and(|a| a >= leader_applied);
+                if caught_up
+                    && members[lagging]
+                        .log_of_last_run()
+                        .contains("snapshot installed from the leader")
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let installed = snapshot_files(&members[lagging]);
+        assert_eq!(
+            installed.len(),
+            1,
+            "only the installed snapshot, none of its own yet: {installed:?}"
+        );
+        assert!(members[lagging].terminate().success());
+
+        let mut bytes = std::fs::read(&installed[0]).expect("reading the installed snapshot");
+        let middle = bytes.len() / 2;
+        for b in &mut bytes[middle..middle + 16] {
+            *b ^= 0xFF;
+        }
+        std::fs::write(&installed[0], &bytes).expect("damaging the installed snapshot");
+
+        members[lagging].restart();
+        let log = members[lagging].log_of_last_run();
+        assert!(
+            log.contains("fetching one from a peer")
+                && log.contains("restored from a peer's snapshot"),
+            "the member says it restored from a peer"
+        );
+        let client = connect(&members[lagging].zk_addr()).await;
+        client.sync("/snap").await.expect("sync with the leader");
+        let paths: Vec<String> = (0..written).map(|i| format!("/snap/n{i}")).collect();
+        for (path, data) in read_all(&client, &paths).await {
+            let i = path.trim_start_matches("/snap/n");
+            assert_eq!(data, format!("value {i}").as_bytes(), "{path}");
+        }
+        assert_eq!(client.list_children("/snap").await.unwrap().len(), written);
+        // Still a voter under its own id: with the leader gone, the two others elect a new
+        // one and take writes.
+        members[leader].kill();
+        within("a write after the leader is gone", async {
+            loop {
+                match client.create("/after", b"", &persistent()).await {
+                    Ok(_) | Err(zk::Error::NodeExists) => return,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                }
+            }
+        })
+        .await;
+    })
+    .await;
+}
+
 // --- Raft failing under a running process -----------------------------------------------------
 
 /// A member whose Raft core stops (here: a snapshot cannot be written, a fatal storage error

@@ -11,6 +11,7 @@ mod bootstrap;
 mod chores;
 mod failover;
 mod reconfig;
+mod repair;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -198,9 +199,11 @@ impl Member {
             Tree::new(tree_config.clone()),
             metrics.clone(),
         ));
-        let log = LogStore::<TypeConfig>::open(config.data_dir.join("log"), LogConfig::default())?;
+        let mut log =
+            LogStore::<TypeConfig>::open(config.data_dir.join("log"), LogConfig::default())?;
         let snapshots = SnapshotStore::open(config.data_dir.join("snapshots"))
             .map_err(StartError::Snapshots)?;
+        repair::restore_missing_snapshot(&config, &mut log, &snapshots, &channels).await?;
         let sm = StateMachine::new(shared.clone(), snapshots.clone(), tree_config);
 
         let raft_config = openraft::Config {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use keepr_proto::peer::peer_client::PeerClient as GrpcClient;
-use keepr_proto::peer::{RaftMessage, SnapshotChunk};
+use keepr_proto::peer::RaftMessage;
 use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -33,8 +33,6 @@ use crate::raft::types::{MemberNode, Snapshot, TypeConfig};
 
 /// The metadata header carrying the sender's cluster id.
 pub const CLUSTER_ID_HEADER: &str = "keepr-cluster-id";
-/// Snapshot files travel in chunks of this size.
-const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 pub type Client = GrpcClient<InterceptedService<Channel, ClusterIdInterceptor>>;
 
@@ -336,34 +334,7 @@ impl RaftNetworkV2<TypeConfig> for NetClient {
         let header = encode(&(&vote, &snapshot.meta))
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
         // The handle the store verified: a snapshot pruned meanwhile stays readable through it.
-        let mut f = snapshot.snapshot.file;
-        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
-        // Read the file on a blocking thread; the bounded channel paces it to the network.
-        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::{Read, Seek};
-            f.seek(std::io::SeekFrom::Start(0))?;
-            let mut header = Some(header);
-            loop {
-                let mut buf = vec![0u8; SNAPSHOT_CHUNK];
-                let mut filled = 0;
-                while filled < buf.len() {
-                    let n = f.read(&mut buf[filled..])?;
-                    if n == 0 {
-                        break;
-                    }
-                    filled += n;
-                }
-                buf.truncate(filled);
-                let last = filled < SNAPSHOT_CHUNK;
-                let chunk = SnapshotChunk {
-                    header: header.take().unwrap_or_default(),
-                    data: buf,
-                };
-                if tx.blocking_send(chunk).is_err() || last {
-                    return Ok(());
-                }
-            }
-        });
+        let (rx, reader) = super::snapshot_transfer::send(snapshot.snapshot.file, header);
         let call = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
         let resp = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),

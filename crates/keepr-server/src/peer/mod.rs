@@ -5,3 +5,4 @@
 pub mod client;
 pub mod forward;
 pub mod service;
+pub mod snapshot_transfer;

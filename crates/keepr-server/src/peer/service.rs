@@ -8,20 +8,19 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use keepr_proto::peer::peer_server::Peer;
 use keepr_proto::peer::{
-    ForwardReply, ForwardRequest, ProbeReply, ProbeRequest, RaftMessage, ReadIndexReply,
-    ReadIndexRequest, SessionTouches, SnapshotChunk, TouchSessionsReply,
+    FetchSnapshotRequest, ForwardReply, ForwardRequest, ProbeReply, ProbeRequest, RaftMessage,
+    ReadIndexReply, ReadIndexRequest, SessionTouches, SnapshotChunk, TouchSessionsReply,
 };
 use keepr_tree::Command;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::ProgressResponder;
 use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderRequest, VoteRequest};
 use openraft::type_config::alias::VoteOf;
-use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::client::{decode, encode, CLUSTER_ID_HEADER};
+use super::snapshot_transfer;
 use crate::member::{now_ms, Inner};
-use crate::raft::snapshot_store::{self, SnapshotFile};
 use crate::raft::types::{LogCommand, Snapshot, SnapshotMeta, TypeConfig};
 
 pub struct PeerService {
@@ -138,65 +137,24 @@ impl Peer for PeerService {
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
         self.check(&req)?;
-        let mut chunks = req.into_inner();
-        let store = self.inner.snapshots.clone();
-        let path = store.temp_path("recv");
-        let mut header: Option<(VoteOf<TypeConfig>, SnapshotMeta)> = None;
-        let mut file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| Status::internal(format!("creating {}: {e}", path.display())))?;
-        let received = async {
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk?;
-                if header.is_none() {
-                    header =
-                        Some(decode(&chunk.header).map_err(|e| {
-                            Status::invalid_argument(format!("snapshot header: {e}"))
-                        })?);
-                }
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| Status::internal(format!("writing snapshot: {e}")))?;
-            }
-            file.sync_all()
-                .await
-                .map_err(|e| Status::internal(format!("syncing snapshot: {e}")))?;
-            Ok::<_, Status>(())
-        }
-        .await;
-        let cleanup = |path: &std::path::Path| {
-            let _ = std::fs::remove_file(path);
-        };
-        if let Err(e) = received {
-            cleanup(&path);
-            return Err(e);
-        }
-        let Some((vote, meta)) = header else {
-            cleanup(&path);
-            return Err(Status::invalid_argument("empty snapshot stream"));
-        };
-        // Check the whole file before letting Raft act on it.
-        let verify_path = path.clone();
-        let verified = tokio::task::spawn_blocking(move || snapshot_store::verify(&verify_path))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        match verified {
-            Ok(file_meta) if file_meta.last_log_id == meta.last_log_id => {}
-            Ok(_) => {
-                cleanup(&path);
-                return Err(Status::invalid_argument(
-                    "snapshot file does not match its meta",
-                ));
-            }
+        // The whole file is checked before Raft acts on it.
+        let received = snapshot_transfer::receive(&self.inner.snapshots, req.into_inner()).await?;
+        let (vote, meta): (VoteOf<TypeConfig>, SnapshotMeta) = match decode(&received.header) {
+            Ok(header) => header,
             Err(e) => {
-                cleanup(&path);
-                return Err(Status::invalid_argument(format!("damaged snapshot: {e}")));
+                received.discard();
+                return Err(Status::invalid_argument(format!("snapshot header: {e}")));
             }
+        };
+        if received.meta.last_log_id != meta.last_log_id {
+            received.discard();
+            return Err(Status::invalid_argument(
+                "snapshot file does not match its meta",
+            ));
         }
-        let file = std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?;
         let snapshot = Snapshot {
             meta,
-            snapshot: SnapshotFile { path, file },
+            snapshot: received.file,
         };
         let result: Result<SnapshotResponse<TypeConfig>, String> = self
             .inner
@@ -205,6 +163,25 @@ impl Peer for PeerService {
             .await
             .map_err(|e| e.to_string());
         message(&result)
+    }
+
+    type FetchSnapshotStream = BoxStream<SnapshotChunk>;
+
+    async fn fetch_snapshot(
+        &self,
+        req: Request<FetchSnapshotRequest>,
+    ) -> Result<Response<Self::FetchSnapshotStream>, Status> {
+        self.check(&req)?;
+        let min_index = req.into_inner().min_index;
+        let (meta, file) = self
+            .inner
+            .snapshot_at_least(min_index)
+            .await
+            .map_err(Status::failed_precondition)?;
+        let header = encode(&meta).map_err(Status::internal)?;
+        let (chunks, _reader) = snapshot_transfer::send(file.file, header);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(chunks).map(Ok);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type ForwardStream = BoxStream<ForwardReply>;
