@@ -671,23 +671,19 @@ async fn follower_whose_installed_snapshot_is_damaged_restores_from_a_peer() {
         let leader_applied = members[leader]
             .metric("keepr_raft_applied_index")
             .unwrap_or(0.0);
+        // Ready means caught up with the leader's commit, not just with what this member's
+        // own log knows committed (which, after a restart far behind, is old).
         members[lagging].restart();
-        within("the snapshot install and catch-up", async {
-            loop {
-                let caught_up = members[lagging]
-                    .metric("keepr_raft_applied_index")
-                    .is_some_and(|a| a >= leader_applied);
-                if caught_up
-                    && members[lagging]
-                        .log_of_last_run()
-                        .contains("snapshot installed from the leader")
-                {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        let applied = members[lagging]
+            .metric("keepr_raft_applied_index")
+            .unwrap_or(0.0);
+        assert!(
+            applied >= leader_applied,
+            "ready at applied index {applied}, behind the leader's {leader_applied}"
+        );
+        assert!(members[lagging]
+            .log_of_last_run()
+            .contains("snapshot installed from the leader"));
         let installed = snapshot_files(&members[lagging]);
         assert_eq!(
             installed.len(),

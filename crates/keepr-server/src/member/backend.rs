@@ -13,6 +13,10 @@ use tokio::sync::oneshot;
 use super::Inner;
 use crate::http::MemberStatus;
 use crate::metrics::Snapshot as MetricsSnapshot;
+
+/// A follower that has not heard from its leader for this long is not ready: it may have been
+/// cut off, and what it serves may be old.
+const READY_SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
 use crate::peer::forward::InFlight;
 use crate::sessions::{SessionIds, SessionTracker};
 use crate::state::Shared;
@@ -200,6 +204,24 @@ impl MemberStatus for Inner {
         let applied = m.last_applied.as_ref().map(|l| l.index).unwrap_or(0);
         if applied < committed {
             return Err(format!("applied {applied} < committed {committed}"));
+        }
+        if m.current_leader == Some(self.raft_id) {
+            return Ok(());
+        }
+        // A follower's own commit index only covers the log it holds: a member that restarted
+        // far behind would look caught up. It must have applied what its leader has committed,
+        // as the leader last said, and have heard from the leader recently.
+        let Some(leader_commit) = *self.leader_commit_seen.lock() else {
+            return Err("not heard from the leader since start".into());
+        };
+        let silent = self.last_leader_contact.lock().elapsed();
+        if silent > READY_SILENCE {
+            return Err(format!("not heard from the leader for {silent:?}"));
+        }
+        if applied < leader_commit {
+            return Err(format!(
+                "catching up: applied {applied} of the leader's commit {leader_commit}"
+            ));
         }
         Ok(())
     }

@@ -97,6 +97,9 @@ pub struct Inner {
     pub read_only: std::sync::atomic::AtomicBool,
     /// When the leader last called this member (followers' evidence of a quorum).
     pub last_leader_contact: Mutex<Instant>,
+    /// The highest commit index a leader has told this member of since it started: a
+    /// follower is ready once it has applied that far (see `readiness`).
+    leader_commit_seen: Mutex<Option<u64>>,
     /// This member itself, for work that outlives a borrow (reconfig).
     this: std::sync::OnceLock<std::sync::Weak<Inner>>,
 }
@@ -117,6 +120,14 @@ impl Inner {
         self.cluster.set(id)?;
         tracing::info!(cluster = id, "joined cluster");
         Ok(())
+    }
+
+    /// Notes a call from the leader: when, and the commit index it carried.
+    pub fn heard_from_leader(&self, rpc: &openraft::raft::AppendEntriesRequest<TypeConfig>) {
+        *self.last_leader_contact.lock() = Instant::now();
+        let commit = rpc.leader_commit.as_ref().map(|l| l.index).unwrap_or(0);
+        let mut seen = self.leader_commit_seen.lock();
+        *seen = Some(seen.map_or(commit, |s| s.max(commit)));
     }
 
     pub fn record_announcement(&self, raft_id: u64, peer: String) {
@@ -261,6 +272,7 @@ impl Member {
             membership_lock: tokio::sync::Mutex::new(()),
             read_only: std::sync::atomic::AtomicBool::new(false),
             last_leader_contact: Mutex::new(Instant::now()),
+            leader_commit_seen: Mutex::new(None),
             this: std::sync::OnceLock::new(),
             config: config.clone(),
         });

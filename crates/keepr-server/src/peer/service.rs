@@ -71,7 +71,7 @@ impl Peer for PeerService {
         self.check(&req)?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode(&req.into_inner().payload).map_err(Status::invalid_argument)?;
-        *self.inner.last_leader_contact.lock() = Instant::now();
+        self.inner.heard_from_leader(&rpc);
         let result = self
             .inner
             .raft
@@ -94,9 +94,13 @@ impl Peer for PeerService {
         let requests = req
             .into_inner()
             .map(move |m| {
-                *inner.last_leader_contact.lock() = Instant::now();
-                m.ok()
-                    .and_then(|m| decode::<AppendEntriesRequest<TypeConfig>>(&m.payload).ok())
+                let rpc = m
+                    .ok()
+                    .and_then(|m| decode::<AppendEntriesRequest<TypeConfig>>(&m.payload).ok());
+                if let Some(rpc) = &rpc {
+                    inner.heard_from_leader(rpc);
+                }
+                rpc
             })
             .take_while(|r| futures::future::ready(r.is_some()))
             .filter_map(futures::future::ready);
