@@ -171,3 +171,45 @@ def start_keepr(binary, n=3, extra=()):
         ens.stop()
         raise
     return ens
+
+
+ETCD = "/usr/bin/etcd"
+
+
+def start_etcd(n=3):
+    """A static n-member etcd cluster (Debian's `etcd-server`) with its default durability:
+    every write fsynced by a quorum, as ZooKeeper and keepr do."""
+    work = tempfile.mkdtemp(prefix="etcd-ens-")
+    ports = free_ports(2 * n)
+    client, peer = ports[:n], ports[n:]
+    initial = ",".join(f"e{i}=http://127.0.0.1:{peer[i - 1]}" for i in range(1, n + 1))
+    procs = []
+    for i in range(1, n + 1):
+        d = os.path.join(work, f"e{i}")
+        os.makedirs(d)
+        cmd = [ETCD, "--name", f"e{i}", "--data-dir", os.path.join(d, "data"),
+               "--listen-client-urls", f"http://127.0.0.1:{client[i - 1]}",
+               "--advertise-client-urls", f"http://127.0.0.1:{client[i - 1]}",
+               "--listen-peer-urls", f"http://127.0.0.1:{peer[i - 1]}",
+               "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer[i - 1]}",
+               "--initial-cluster", initial, "--initial-cluster-state", "new",
+               "--initial-cluster-token", os.path.basename(work), "--log-level", "warn"]
+        log = open(os.path.join(d, "server.log"), "w")
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+    ens = Ensemble("etcd", procs, client, work)
+
+    def ready():
+        for p in client:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{p}/health", timeout=1) as r:
+                    if b'"true"' not in r.read():
+                        return False
+            except OSError:
+                return False
+        return True
+    try:
+        wait_until(ready, 60, "etcd cluster")
+    except Exception:
+        ens.stop()
+        raise
+    return ens

@@ -11,5 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={p}");
     }
     tonic_prost_build::configure().compile_protos(&protos, &["../../proto"])?;
+    // etcd's API, for `keepr bench --protocol etcd`: only the client is needed.
+    let etcd = "../../proto/etcd_kv.proto";
+    println!("cargo:rerun-if-changed={etcd}");
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_protos(&[etcd], &["../../proto"])?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! keepr's gRPC services, generated from `proto/`.
+//! keepr's gRPC services, and the etcd client calls its benchmark makes, generated from
+//! `proto/`.
 
 /// Traffic between members (`proto/peer.proto`).
 pub mod peer {
@@ -8,4 +9,10 @@ pub mod peer {
 /// Administering an ensemble (`proto/admin.proto`).
 pub mod admin {
     tonic::include_proto!("keepr.admin.v1");
+}
+
+/// The subset of etcd's v3 API that `keepr bench --protocol etcd` drives
+/// (`proto/etcd_kv.proto`).
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
 }
