@@ -14,8 +14,9 @@ mkdir -p "$CARGO_TARGET_DIR"
 # python3-pytest(-timeout) runs the client suites in tests/python.
 # prometheus: a real scraper for the metrics test (crates/keepr/tests/prometheus.rs).
 # iproute2, iptables: network namespaces and partitions for the fault suite (tests/faults).
+# etcd-server: the etcd that `keepr bench --protocol etcd` is tested and compared against.
 apt_packages=(zookeeper python3-kazoo python3-pytest python3-pytest-timeout prometheus
-  iproute2 iptables)
+  iproute2 iptables etcd-server)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

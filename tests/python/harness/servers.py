@@ -172,6 +172,12 @@ def _ruok(server: Server) -> bool:
     return server.four_letter_word("ruok") == "imok"
 
 
+def _serving(server: Server) -> bool:
+    """ZooKeeper answers `ruok` before its server runs (a session then is refused with
+    "ZooKeeperServer not running"); `srvr` names a mode only once it serves."""
+    return "Mode:" in server.four_letter_word("srvr")
+
+
 def _start_with_retries(start_once, attempts: int = 3) -> Server:
     """Retry on a fresh port when a start fails: the only expected cause is losing the race for
     a port that `free_port` returned."""
@@ -239,7 +245,7 @@ def _start_zookeeper_once() -> Server:
     log_path = work_dir / "server.log"
     server = Server("zookeeper", port, spawn(argv, work_dir, log_path), work_dir, log_path)
     try:
-        _wait_ready(server, lambda: _ruok(server))
+        _wait_ready(server, lambda: _serving(server))
     except ServerStartError:
         server.stop()
         raise
