@@ -155,11 +155,12 @@ impl Tree {
             TxnOp::CreateSession { timeout, passwd } => {
                 self.create_session(ctx.session, cmd.owner, *timeout, *passwd)
             }
-            TxnOp::SetSessionOwner => match self.sessions.get_mut(&ctx.session) {
-                Some(s) => {
+            TxnOp::SetSessionOwner { previous } => match self.sessions.get_mut(&ctx.session) {
+                Some(s) if s.owner == *previous => {
                     s.owner = cmd.owner;
                     Ok(OpResult::Session)
                 }
+                Some(_) => Err(ErrorCode::SessionMoved),
                 None => Err(ErrorCode::SessionExpired),
             },
             TxnOp::CloseSession => self.close_session(&ctx, triggers),
@@ -176,7 +177,7 @@ impl Tree {
             || matches!(
                 cmd.op,
                 TxnOp::CreateSession { .. }
-                    | TxnOp::SetSessionOwner
+                    | TxnOp::SetSessionOwner { .. }
                     | TxnOp::DeleteContainer { .. }
             )
         {

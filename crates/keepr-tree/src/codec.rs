@@ -21,7 +21,7 @@ use crate::command::{Command, TxnOp};
 use keepr_wire::multi::{read_multi_ops, write_multi_ops};
 
 /// The format version written by this build.
-pub const COMMAND_FORMAT: u8 = 2;
+pub const COMMAND_FORMAT: u8 = 3;
 
 /// Why bytes are not a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +60,8 @@ impl Command {
                 jute::write_i32(out, *timeout);
                 jute::write_buffer(out, Some(passwd));
             }
-            TxnOp::CloseSession | TxnOp::SetSessionOwner => {}
+            TxnOp::SetSessionOwner { previous } => jute::write_i64(out, *previous as i64),
+            TxnOp::CloseSession => {}
             TxnOp::DeleteContainer { path } => jute::write_string(out, path),
         }
     }
@@ -103,7 +104,9 @@ impl Command {
                     .ok_or(CommandDecodeError::BadPassword)?,
             },
             op::CLOSE_SESSION => TxnOp::CloseSession,
-            crate::command::SET_SESSION_OWNER => TxnOp::SetSessionOwner,
+            crate::command::SET_SESSION_OWNER => TxnOp::SetSessionOwner {
+                previous: r.read_i64()? as u64,
+            },
             op::DELETE_CONTAINER => TxnOp::DeleteContainer {
                 path: r.read_string()?,
             },

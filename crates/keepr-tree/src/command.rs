@@ -64,9 +64,12 @@ pub enum TxnOp {
     /// closeSession (-11): deletes the session's ephemeral nodes.
     CloseSession,
     /// The session was resumed on the connection `Command::owner` (possibly on another
-    /// member): writes from its earlier connections are refused from now on. keepr's own
-    /// command, with opcode [`SET_SESSION_OWNER`].
-    SetSessionOwner,
+    /// member): writes from its earlier connections are refused from now on. Applied only if
+    /// the session is still owned by `previous`, the owner the resuming member saw: a resume
+    /// that lingered (its member was cut off, the client went elsewhere) must not take the
+    /// session back from the connection the client uses now. keepr's own command, with
+    /// opcode [`SET_SESSION_OWNER`].
+    SetSessionOwner { previous: u64 },
     /// deleteContainer (20): the server's own removal of an empty container or expired TTL
     /// node (see [`crate::Tree::reapable`]).
     DeleteContainer { path: String },
@@ -87,7 +90,7 @@ impl TxnOp {
             TxnOp::Multi(_) => op::MULTI,
             TxnOp::CreateSession { .. } => op::CREATE_SESSION,
             TxnOp::CloseSession => op::CLOSE_SESSION,
-            TxnOp::SetSessionOwner => SET_SESSION_OWNER,
+            TxnOp::SetSessionOwner { .. } => SET_SESSION_OWNER,
             TxnOp::DeleteContainer { .. } => op::DELETE_CONTAINER,
         }
     }

@@ -42,7 +42,7 @@ mod watch;
 pub use acl_cache::AclList;
 pub use apply::MAX_TTL;
 pub use codec::{CommandDecodeError, COMMAND_FORMAT};
-pub use command::{Command, MultiOp, OpResult, TxnOp, TxnResult};
+pub use command::{Command, MultiOp, OpResult, TxnOp, TxnResult, SET_SESSION_OWNER};
 pub use read::{NodeData, ReadOp, ReadResult};
 pub use snapshot::SnapshotError;
 pub use tree::{Tree, TreeConfig, TreeMetrics};

@@ -87,7 +87,7 @@ fn op() -> impl Strategy<Value = TxnOp> {
             passwd: [7; 16]
         }),
         Just(TxnOp::CloseSession),
-        Just(TxnOp::SetSessionOwner),
+        any::<u64>().prop_map(|previous| TxnOp::SetSessionOwner { previous }),
         s().prop_map(|path| TxnOp::DeleteContainer { path }),
     ]
 }
@@ -156,7 +156,7 @@ fn command_layout_is_pinned() {
         }),
     };
     let expected: Vec<u8> = [
-        &[2u8][..],
+        &[3u8][..],
         &0x0102i64.to_be_bytes(),
         &3i64.to_be_bytes(),
         &(-1i64).to_be_bytes(),
@@ -175,6 +175,28 @@ fn command_layout_is_pinned() {
     ]
     .concat();
     assert_eq!(c.to_bytes().to_vec(), expected);
+
+    // Format 3: a session moves only from the owner its resuming member saw.
+    let moved = Command {
+        zxid: 1,
+        time: 2,
+        session: 3,
+        owner: 4,
+        auth: vec![],
+        op: TxnOp::SetSessionOwner { previous: 0x0c0d },
+    };
+    let expected: Vec<u8> = [
+        &[3u8][..],
+        &1i64.to_be_bytes(),
+        &2i64.to_be_bytes(),
+        &3i64.to_be_bytes(),
+        &4i64.to_be_bytes(),
+        &0i32.to_be_bytes(),
+        &keepr_tree::SET_SESSION_OWNER.to_be_bytes(),
+        &0x0c0di64.to_be_bytes(),
+    ]
+    .concat();
+    assert_eq!(moved.to_bytes().to_vec(), expected);
 }
 
 #[test]

@@ -522,11 +522,14 @@ impl Model {
                 self.sessions.insert(c.session, *timeout);
                 Ok(OpResult::Session)
             }
-            TxnOp::SetSessionOwner => {
-                if self.sessions.contains_key(&c.session) {
-                    Ok(OpResult::Session)
-                } else {
+            // Every command of the model has owner 0, so every session stays owned by 0.
+            TxnOp::SetSessionOwner { previous } => {
+                if !self.sessions.contains_key(&c.session) {
                     Err(ErrorCode::SessionExpired)
+                } else if *previous != 0 {
+                    Err(ErrorCode::SessionMoved)
+                } else {
+                    Ok(OpResult::Session)
                 }
             }
             TxnOp::CloseSession => {

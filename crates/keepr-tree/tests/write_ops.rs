@@ -462,7 +462,15 @@ fn write_from_a_connection_that_no_longer_owns_the_session_is_session_moved() {
     .is_ok());
     assert!(run(2, 10, create("/a")).is_ok());
     // The client resumes its session on another connection.
-    assert_eq!(run(3, 20, TxnOp::SetSessionOwner), Ok(OpResult::Session));
+    assert_eq!(
+        run(3, 20, TxnOp::SetSessionOwner { previous: 10 }),
+        Ok(OpResult::Session)
+    );
+    // A resume that saw the session on connection 10 comes too late: the session is on 20 now.
+    assert_eq!(
+        run(30, 30, TxnOp::SetSessionOwner { previous: 10 }),
+        Err(ErrorCode::SessionMoved)
+    );
     assert_eq!(run(4, 10, create("/b")), Err(ErrorCode::SessionMoved));
     assert_eq!(
         run(5, 10, TxnOp::CloseSession),
@@ -472,7 +480,7 @@ fn write_from_a_connection_that_no_longer_owns_the_session_is_session_moved() {
     // The server's own commands carry no owner and are never refused.
     assert_eq!(run(7, 0, TxnOp::CloseSession), Ok(OpResult::Session));
     assert_eq!(
-        run(8, 20, TxnOp::SetSessionOwner),
+        run(8, 20, TxnOp::SetSessionOwner { previous: 20 }),
         Err(ErrorCode::SessionExpired)
     );
 }

@@ -325,19 +325,12 @@ impl Connection {
                 }
             }
         } else {
-            let lookup = || {
-                let st = shared.tree.read();
-                st.tree
-                    .session_password(req.session_id)
-                    .filter(|p| Some(&p[..]) == req.passwd.as_deref())
-                    .and_then(|_| st.tree.session_timeout(req.session_id))
-            };
-            let mut known = lookup();
-            if known.is_none() && !read_only {
-                // This member may not have applied the session's creation yet (it was made
-                // through another member a moment ago): catch up with the leader's commit
-                // before calling it expired, as ZooKeeper asks its leader to revalidate.
-                // Without a leader the client is not told "expired"; it tries elsewhere.
+            if !read_only {
+                // Revalidate with the leader first, as ZooKeeper's followers do: this member
+                // may not yet have applied the session's creation or its latest move, made
+                // through another member a moment ago, and a wrong "expired" ends a live
+                // session with its ephemerals. Without a leader the client is not told
+                // "expired"; it tries another member.
                 let deadline =
                     Duration::from_millis(settings.negotiate_timeout(req.time_out).max(0) as u64);
                 match tokio::time::timeout(deadline, self.backend.sync()).await {
@@ -349,26 +342,41 @@ impl Connection {
                         ));
                     }
                 }
-                known = lookup();
             }
+            let known = {
+                let st = shared.tree.read();
+                st.tree
+                    .session_password(req.session_id)
+                    .filter(|p| Some(&p[..]) == req.passwd.as_deref())
+                    .and_then(|_| st.tree.session_timeout(req.session_id))
+                    .zip(st.tree.session_owner(req.session_id))
+            };
             // The session moves to this connection, in the log, before the client is told it
             // resumed: writes still in flight from its old connection are then refused
             // (SESSIONMOVED) wherever they are applied, and everything it wrote before is
-            // applied here before it reads.
+            // applied here before it reads. It moves only from the owner seen here: if another
+            // connection took it meanwhile (this resume lingered and the client went
+            // elsewhere), the move is refused and so is this connection.
             let known = match known {
-                Some(timeout) if !read_only => {
+                Some((timeout, previous)) if !read_only => {
                     let cmd = Command {
                         zxid: 0,
                         time: 0,
                         session: req.session_id,
                         owner: shared.owner_of(self.id),
                         auth: Vec::new(),
-                        op: TxnOp::SetSessionOwner,
+                        op: TxnOp::SetSessionOwner { previous },
                     };
                     let applied = self.backend.propose(cmd).await?;
+                    if applied.reply.err == ErrorCode::SessionMoved.code() {
+                        shared.metrics.connection_rejected.inc();
+                        return Err(ConnError::Refused(
+                            "the session moved to another connection meanwhile",
+                        ));
+                    }
                     (applied.reply.err == 0).then_some(timeout)
                 }
-                other => other,
+                other => other.map(|(timeout, _)| timeout),
             };
             match known {
                 Some(timeout) => {
