@@ -96,6 +96,34 @@ def wait_until(pred, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def spawn(cmd, member_dir):
+    """Starts one member with its output in `member_dir`/server.log."""
+    log = open(os.path.join(member_dir, "server.log"), "w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def all_answer(urls, body_ok=lambda body: True):
+    """Whether every URL answers 200 with a body `body_ok` accepts."""
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status != 200 or not body_ok(r.read()):
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def started(ens, ready, timeout=60):
+    """`ens` once `ready()` holds; stopped if it does not within `timeout` seconds."""
+    try:
+        wait_until(ready, timeout, f"{ens.name} ensemble")
+    except Exception:
+        ens.stop()
+        raise
+    return ens
+
+
 def start_zookeeper(n=3, heap=None):
     work = tempfile.mkdtemp(prefix="zk-ens-")
     ports = free_ports(3 * n)
@@ -124,19 +152,13 @@ def start_zookeeper(n=3, heap=None):
             cmd.append(f"-Xmx{heap}")
         cmd += ["-cp", f"{work}:{ZK_CLASSPATH}", "-Dzookeeper.extendedTypesEnabled=true",
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", path]
-        log = open(os.path.join(d, "server.log"), "w")
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-    ens = Ensemble("zookeeper", procs, client, work)
-    try:
-        def ready():
-            modes = [four_letter(p, "srvr") for p in client]
-            return all("Mode:" in m for m in modes) and any(
-                "leader" in m or "standalone" in m for m in modes)
-        wait_until(ready, 90, "ZooKeeper ensemble")
-    except Exception:
-        ens.stop()
-        raise
-    return ens
+        procs.append(spawn(cmd, d))
+
+    def ready():
+        modes = [four_letter(p, "srvr") for p in client]
+        return all("Mode:" in m for m in modes) and any(
+            "leader" in m or "standalone" in m for m in modes)
+    return started(Ensemble("zookeeper", procs, client, work), ready, timeout=90)
 
 
 def start_keepr(binary, n=3, extra=()):
@@ -152,25 +174,9 @@ def start_keepr(binary, n=3, extra=()):
                "--zk", f"127.0.0.1:{zk[i - 1]}", "--grpc", f"127.0.0.1:{grpc[i - 1]}",
                "--peer", f"127.0.0.1:{peer[i - 1]}", "--http", f"127.0.0.1:{http[i - 1]}",
                "--initial-members", initial, *extra]
-        log = open(os.path.join(d, "server.log"), "w")
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-    ens = Ensemble("keepr", procs, zk, work)
-
-    def ready():
-        for p in http:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{p}/readyz", timeout=1) as r:
-                    if r.status != 200:
-                        return False
-            except OSError:
-                return False
-        return True
-    try:
-        wait_until(ready, 60, "keepr ensemble")
-    except Exception:
-        ens.stop()
-        raise
-    return ens
+        procs.append(spawn(cmd, d))
+    return started(Ensemble("keepr", procs, zk, work),
+                   lambda: all_answer([f"http://127.0.0.1:{p}/readyz" for p in http]))
 
 
 ETCD = "/usr/bin/etcd"
@@ -194,22 +200,7 @@ def start_etcd(n=3):
                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer[i - 1]}",
                "--initial-cluster", initial, "--initial-cluster-state", "new",
                "--initial-cluster-token", os.path.basename(work), "--log-level", "warn"]
-        log = open(os.path.join(d, "server.log"), "w")
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-    ens = Ensemble("etcd", procs, client, work)
-
-    def ready():
-        for p in client:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{p}/health", timeout=1) as r:
-                    if b'"true"' not in r.read():
-                        return False
-            except OSError:
-                return False
-        return True
-    try:
-        wait_until(ready, 60, "etcd cluster")
-    except Exception:
-        ens.stop()
-        raise
-    return ens
+        procs.append(spawn(cmd, d))
+    return started(Ensemble("etcd", procs, client, work),
+                   lambda: all_answer([f"http://127.0.0.1:{p}/health" for p in client],
+                                      lambda body: b'"true"' in body))

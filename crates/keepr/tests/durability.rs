@@ -489,6 +489,16 @@ async fn create_snap_nodes(client: &zk::Client, range: std::ops::Range<usize>) {
     }
 }
 
+/// Flips 16 bytes in the middle of a snapshot file, as a bad disk would.
+fn damage(snapshot: &Path) {
+    let mut bytes = std::fs::read(snapshot).expect("reading the snapshot");
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 16] {
+        *b ^= 0xFF;
+    }
+    std::fs::write(snapshot, &bytes).expect("damaging the snapshot");
+}
+
 /// With the member stopped: flips bytes in the middle of its newest snapshot, restarts it,
 /// and checks that it said it skipped that file and serves `/snap/n0` .. `/snap/n{written-1}`
 /// with their data and nothing else.
@@ -496,12 +506,7 @@ async fn restart_with_newest_snapshot_damaged(member: &mut Member, written: usiz
     let snapshots = snapshot_files(member);
     assert!(snapshots.len() >= 2, "{snapshots:?}");
     let newest = snapshots.last().expect("two snapshots").clone();
-    let mut bytes = std::fs::read(&newest).expect("reading the newest snapshot");
-    let middle = bytes.len() / 2;
-    for b in &mut bytes[middle..middle + 16] {
-        *b ^= 0xFF;
-    }
-    std::fs::write(&newest, &bytes).expect("damaging the newest snapshot");
+    damage(&newest);
 
     member.restart();
     let log = member.log_of_last_run();
@@ -692,12 +697,7 @@ async fn follower_whose_installed_snapshot_is_damaged_restores_from_a_peer() {
         );
         assert!(members[lagging].terminate().success());
 
-        let mut bytes = std::fs::read(&installed[0]).expect("reading the installed snapshot");
-        let middle = bytes.len() / 2;
-        for b in &mut bytes[middle..middle + 16] {
-            *b ^= 0xFF;
-        }
-        std::fs::write(&installed[0], &bytes).expect("damaging the installed snapshot");
+        damage(&installed[0]);
 
         members[lagging].restart();
         let log = members[lagging].log_of_last_run();
