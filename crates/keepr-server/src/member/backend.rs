@@ -13,14 +13,14 @@ use tokio::sync::oneshot;
 use super::Inner;
 use crate::http::MemberStatus;
 use crate::metrics::Snapshot as MetricsSnapshot;
-
-/// A follower that has not heard from its leader for this long is not ready: it may have been
-/// cut off, and what it serves may be old.
-const READY_SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
 use crate::peer::forward::InFlight;
 use crate::sessions::{SessionIds, SessionTracker};
 use crate::state::Shared;
 use crate::zk::backend::{Applied, Backend, Mode, ProposeError, ZkSettings};
+
+/// A follower that has not heard from its leader for this long is not ready: it may have been
+/// cut off, and what it serves may be old.
+const READY_SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Inner {
     pub fn peer_addr_of(&self, node: u64) -> Option<String> {
