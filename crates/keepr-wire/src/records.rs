@@ -326,6 +326,19 @@ impl Jute for ConnectResponse {
 }
 
 impl ConnectRequest {
+    /// What a client sends to start a new session: no session id, no zxid seen yet, and the
+    /// all-zero password.
+    pub fn new_session(time_out: i32, read_only: Option<bool>) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0; 16])),
+            read_only,
+        }
+    }
+
     /// Decodes the first frame of a connection (payload, without its length prefix).
     pub fn decode(frame: Bytes) -> Result<ConnectRequest, DecodeError> {
         from_bytes(frame, "ConnectRequest")

@@ -128,14 +128,7 @@ mod tests {
     use keepr_wire::PathWatchRequest;
 
     fn connect_frame(read_only: Option<bool>) -> BytesMut {
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            time_out: 30_000,
-            session_id: 0,
-            passwd: Some(Bytes::from_static(&[0; 16])),
-            read_only,
-        };
+        let req = ConnectRequest::new_session(30_000, read_only);
         let mut payload = BytesMut::new();
         req.write(&mut payload);
         let mut out = BytesMut::new();

@@ -41,15 +41,7 @@ impl Conn {
             out: BytesMut::with_capacity(64 * 1024),
             next_xid: 1,
         };
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            time_out: 30_000,
-            session_id: 0,
-            passwd: Some(Bytes::from_static(&[0; 16])),
-            read_only: Some(false),
-        };
-        keepr_wire::frame::write_frame(&mut c.out, |w| req.write(w));
+        ConnectRequest::new_session(30_000, Some(false)).write_frame(&mut c.out);
         c.flush().await?;
         let frame = c.frame().await?;
         let resp = ConnectResponse::read(&mut Reader::new(frame))?;
