@@ -7,7 +7,8 @@
 //! - [`zk`]: the ZooKeeper protocol listener.
 //! - [`peer`]: the transport between members (Raft RPCs, forwarded writes, session reports).
 //! - [`identity`]: which node and cluster a data directory belongs to.
-//! - [`sessions`]: session liveness and expiry.
+//! - [`sessions`]: session liveness and expiry; [`quorum`]: whether the leader may expire
+//!   anything (its quorum held without a lapse).
 //! - [`admin`]: the admin gRPC API (status, membership changes).
 //! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
 
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod member;
 pub mod metrics;
 pub mod peer;
+pub mod quorum;
 pub mod raft;
 pub mod sessions;
 pub mod state;

@@ -14,6 +14,13 @@ impl Tree {
     /// - TTL nodes with no children, not modified for longer than their TTL
     ///   (`now - mtime > ttl`).
     pub fn reapable(&self, now: i64) -> Vec<String> {
+        self.reapable_since(now, i64::MIN)
+    }
+
+    /// [`Tree::reapable`] for a leader whose quorum has held only since `since` (ms): a TTL
+    /// counts from the later of the node's last change and `since`, because nobody could
+    /// have changed the node while there was no quorum (`now - max(mtime, since) > ttl`).
+    pub fn reapable_since(&self, now: i64, since: i64) -> Vec<String> {
         let mut paths: Vec<String> = self
             .containers
             .iter()
@@ -22,7 +29,7 @@ impl Tree {
             .filter(|n| n.num_children() == 0)
             .filter(|n| match n.kind {
                 Kind::Container => n.cversion > 0,
-                Kind::Ttl => n.owner != 0 && now.wrapping_sub(n.mtime) > n.owner,
+                Kind::Ttl => n.owner != 0 && now.wrapping_sub(n.mtime.max(since)) > n.owner,
                 _ => false,
             })
             .map(|n| n.path.to_string())

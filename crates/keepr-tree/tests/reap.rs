@@ -61,6 +61,38 @@ fn ttl_node_is_reapable_when_empty_and_unmodified_for_longer_than_its_ttl() {
 }
 
 #[test]
+fn a_ttl_counts_from_the_start_of_the_leaders_quorum_when_that_is_later_than_the_last_change() {
+    let mut h = Harness::new();
+    h.run(TxnOp::CreateTtl(ttl_req(
+        "/t",
+        f::PERSISTENT_WITH_TTL,
+        5000,
+    )))
+    .unwrap();
+    container(&mut h, "/c");
+    h.mk("/c/x", "");
+    h.delete("/c/x", -1).unwrap();
+    let mtime = h.stat("/t").mtime;
+    // The quorum returned long after the node's last change: nobody could touch it
+    // meanwhile, so it gets its whole TTL from the quorum's return.
+    let back = mtime + 60_000;
+    assert_eq!(
+        h.tree.reapable_since(back + 5000, back),
+        vec!["/c".to_string()],
+        "the TTL node is kept; the empty container (no clock) is not"
+    );
+    assert_eq!(
+        h.tree.reapable_since(back + 5001, back),
+        vec!["/c".to_string(), "/t".to_string()]
+    );
+    // A quorum held since before the change: the change is the clock, as in `reapable`.
+    assert_eq!(
+        h.tree.reapable_since(mtime + 5001, mtime - 1),
+        h.tree.reapable(mtime + 5001)
+    );
+}
+
+#[test]
 fn reapable_nodes_are_sorted_by_path() {
     let mut h = Harness::new();
     for p in ["/z", "/b", "/m"] {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{bounded, connect, open_acl, within, Member};
+use support::{bounded, connect, leader, open_acl, within, Member};
 use zookeeper_client as zk;
 
 const ROUNDS: usize = 3;
@@ -35,40 +35,6 @@ const ROUNDS: usize = 3;
 const WRITERS: usize = 2;
 const PARENT: &str = "/q";
 const REGISTER: &str = "/r";
-
-/// The member that leads, with its term (from `/metrics`), once every member names the same
-/// leader in the same term.
-async fn leader(members: &[Member]) -> (usize, i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let views: Vec<(Option<f64>, Option<f64>, Option<f64>)> = members
-            .iter()
-            .map(|m| {
-                (
-                    m.metric("keepr_raft_is_leader"),
-                    m.metric("keepr_raft_leader"),
-                    m.metric("keepr_raft_term"),
-                )
-            })
-            .collect();
-        let leaders: Vec<usize> = (0..views.len())
-            .filter(|&i| views[i].0 == Some(1.0))
-            .collect();
-        let agreed = views
-            .iter()
-            .all(|v| v.1.is_some_and(|l| l != 0.0) && v.1 == views[0].1 && v.2 == views[0].2);
-        if let ([i], true) = (leaders.as_slice(), agreed) {
-            if let Some(term) = views[*i].2 {
-                return (*i, term as i64);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no agreed leader within 30 s: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Writes until `stop`: a sequential child of [`PARENT`], then a set of [`REGISTER`], with
 /// data unique to this writer and step. Errors (the leader is gone, the connection moves)

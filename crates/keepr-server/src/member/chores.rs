@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{now_ms, Inner};
+use crate::quorum::{Continuity, Leading, QuorumContinuity};
 use crate::zk::backend::Backend;
 
 /// Resolves once shutdown was requested.
@@ -41,39 +42,73 @@ pub(super) async fn accept_loop(
 }
 
 /// While this member leads: expire sessions not heard from within their timeout, and
-/// delete empty containers and expired TTL nodes.
+/// delete empty containers and expired TTL nodes; both only while the quorum has held for
+/// the whole of the timeout in question (see [`crate::quorum`]).
 pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
-    let tick = inner.config.tick;
-    let mut interval = tokio::time::interval((tick / 4).max(Duration::from_millis(50)));
+    let pass_every = (inner.config.tick / 4).max(Duration::from_millis(50));
+    // The quorum is looked at more often than sessions are: a lapse shorter than a pass must
+    // still be seen (as a gap between two acknowledgements).
+    let mut interval = tokio::time::interval(pass_every.min(QUORUM_SAMPLE));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The term in which this member last took over as leader. Keyed on the term, not on
-    // seeing itself lose leadership: an isolated leader may never observe itself as a
-    // follower before it wins a later election, and its liveness data is stale by then.
-    let mut led_term = None;
+    let mut continuity = QuorumContinuity::new(quorum_lapse(&inner.config));
+    let mut last_pass: Option<Instant> = None;
     let mut last_reap = Instant::now();
+    // Whether the last observation was a lapse (for logging its start and end once).
+    let mut lapsed = false;
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => return,
             _ = interval.tick() => {}
         }
-        let (leader, term) = {
-            let m = inner.raft.metrics().borrow_watched().clone();
-            (m.current_leader == Some(inner.raft_id), m.current_term)
+        let now = Instant::now();
+        let since = match continuity.observe(leading(&inner), now) {
+            Continuity::NotLeading => continue,
+            Continuity::Lapsed => {
+                if !lapsed {
+                    tracing::warn!("leading without a quorum: no session expires until it returns");
+                    lapsed = true;
+                }
+                continue;
+            }
+            Continuity::Began => {
+                // A new leadership, or the quorum back after a lapse: nothing is known of
+                // what clients did meanwhile (they could not reach a quorum), so everyone
+                // gets a full timeout, as after an election.
+                let live = inner.shared.tree.read().tree.sessions();
+                inner.sessions.reconcile(&live, now);
+                inner.sessions.reset_all(now);
+                if std::mem::take(&mut lapsed) {
+                    tracing::info!("quorum regained: every session gets a full timeout");
+                }
+                last_pass = Some(now);
+                last_reap = now;
+                continue;
+            }
+            Continuity::Held { since } => since,
         };
-        if !leader {
-            led_term = None;
+        if last_pass.is_some_and(|p| now.duration_since(p) < pass_every) {
             continue;
         }
-        let now = Instant::now();
+        last_pass = Some(now);
         let live = inner.shared.tree.read().tree.sessions();
         inner.sessions.reconcile(&live, now);
-        if led_term != Some(term) {
-            // A new leadership: nothing is known of recent activity, so everyone gets a
-            // full timeout.
-            inner.sessions.reset_all(now);
-            led_term = Some(term);
+        let expired = inner.sessions.take_expired(now);
+        let reap = now.duration_since(last_reap) >= inner.config.reap_interval;
+        if expired.is_empty() && !reap {
+            continue;
         }
-        for session in inner.sessions.take_expired(now) {
+        // The conclusion rests on the quorum having held until now: confirm it with a
+        // quorum round trip right before proposing, so no expiry is proposed by a leader
+        // that has just lost its quorum (such a proposal would wait in its log and commit
+        // when the quorum returned, before the client could resume).
+        if !confirm_quorum(&inner).await {
+            for &session in &expired {
+                inner.sessions.close_failed(session);
+            }
+            continuity.broken();
+            continue;
+        }
+        for session in expired {
             inner.shared.metrics.stale_sessions_expired.inc();
             tracing::info!(session = format_args!("{session:#x}"), "session expired");
             let cmd = Command {
@@ -92,9 +127,18 @@ pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiv
                 }
             });
         }
-        if now.duration_since(last_reap) >= inner.config.reap_interval {
+        if reap {
             last_reap = now;
-            let paths = inner.shared.tree.read().tree.reapable(now_ms());
+            // A TTL counts from the later of the node's last change and the start of the
+            // quorum's current period: nobody could change the node without a quorum.
+            let now_wall = now_ms();
+            let since_wall = now_wall - now.duration_since(since).as_millis() as i64;
+            let paths = inner
+                .shared
+                .tree
+                .read()
+                .tree
+                .reapable_since(now_wall, since_wall);
             for path in paths {
                 let cmd = Command {
                     zxid: 0,
@@ -109,6 +153,52 @@ pub(super) async fn leader_chores(inner: Arc<Inner>, mut shutdown: watch::Receiv
         }
     }
 }
+
+/// How often the leader looks at its quorum's acknowledgements.
+const QUORUM_SAMPLE: Duration = Duration::from_millis(100);
+
+/// How long the quorum may be silent before its continuity is broken: half the smallest
+/// session timeout (so a client heard from until the quorum went away cannot reach its
+/// deadline unnoticed), at most the longest election timeout (after which the followers
+/// would have elected someone else anyway).
+fn quorum_lapse(config: &crate::config::Config) -> Duration {
+    (config.min_session_timeout / 2).clamp(Duration::from_millis(200), Duration::from_millis(1200))
+}
+
+/// This member's leadership as Raft reports it, with when a quorum last acknowledged it. A
+/// sole voter is its own quorum, at every instant.
+fn leading(inner: &Inner) -> Option<Leading> {
+    let m = inner.raft.metrics().borrow_watched().clone();
+    if m.current_leader != Some(inner.raft_id) {
+        return None;
+    }
+    let membership = m.membership_config.membership();
+    let sole_voter = membership.voter_ids().eq([inner.raft_id]);
+    let quorum_acked = if sole_voter {
+        Some(Instant::now())
+    } else {
+        m.last_quorum_acked
+            .map(|acked| Instant::now() - openraft::Instant::elapsed(&*acked))
+    };
+    Some(Leading {
+        term: m.current_term,
+        quorum_acked,
+    })
+}
+
+/// A quorum round trip (Raft's read index), bounded.
+async fn confirm_quorum(inner: &Inner) -> bool {
+    let confirm = inner
+        .raft
+        .get_read_log_id(openraft::raft::ReadPolicy::ReadIndex);
+    matches!(
+        tokio::time::timeout(QUORUM_CONFIRM, confirm).await,
+        Ok(Ok(_))
+    )
+}
+
+/// How long a confirmation of the quorum may take before it counts as failed.
+const QUORUM_CONFIRM: Duration = Duration::from_secs(1);
 
 /// On a follower: tells the leader which sessions this member's clients were heard from,
 /// twice a tick, so the leader (which alone expires sessions) sees them alive.
