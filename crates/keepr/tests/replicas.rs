@@ -25,7 +25,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{bounded, connect, leader, open_acl, within, Member};
 use zookeeper_client as zk;
