@@ -1,0 +1,1 @@
+//! `keepr-e2e`: the real Kubernetes that keepr's operator, chart and e2e tests run on.
