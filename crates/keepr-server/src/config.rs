@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::address;
+
 /// Four-letter words enabled when none are configured: the cheap, read-only ones.
 pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] =
     &["ruok", "srvr", "stat", "mntr", "conf", "envi", "isro"];
@@ -39,6 +41,26 @@ pub enum ConfigError {
     BadNodeId(u64),
     #[error("session timeout bounds: min {min:?} must not exceed max {max:?}")]
     BadSessionBounds { min: Duration, max: Duration },
+    #[error("--{flag}: {source}")]
+    BadAddress {
+        flag: &'static str,
+        source: address::AddressError,
+    },
+    #[error(
+        "other members would dial {0}, which means every interface: give --advertise-peer \
+         HOST:PORT, the address (e.g. the pod's DNS name) they reach this member at"
+    )]
+    AdvertiseUnspecified(String),
+    #[error(
+        "--advertise-peer {advertised} differs from this member's entry in --initial-members \
+         ({listed}): the ensemble dials the listed address, so give the same one"
+    )]
+    AdvertiseMismatch { advertised: String, listed: String },
+    #[error(
+        "host name {0:?} does not end in -ORDINAL (a StatefulSet pod's name, e.g. keepr-0), \
+         or the ordinal is above 253; give --id instead"
+    )]
+    BadHostname(String),
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +146,33 @@ impl Config {
         if !self.initial_members.is_empty() && !self.initial_members.contains_key(&self.id) {
             return Err(ConfigError::SelfNotListed(self.id));
         }
+        for (flag, addr) in [
+            ("zk", &self.zk_addr),
+            ("grpc", &self.grpc_addr),
+            ("peer", &self.peer_addr),
+            ("http", &self.http_addr),
+        ] {
+            check_address(flag, addr)?;
+        }
+        for addr in &self.join {
+            check_address("join", addr)?;
+        }
+        for addr in self.initial_members.values() {
+            check_address("initial-members", addr)?;
+        }
+        if let Some(a) = &self.advertise_peer {
+            check_address("advertise-peer", a)?;
+            if let Some(listed) = self.initial_members.get(&self.id).filter(|l| *l != a) {
+                return Err(ConfigError::AdvertiseMismatch {
+                    advertised: a.clone(),
+                    listed: listed.clone(),
+                });
+            }
+        }
+        let advertised = self.advertised_peer();
+        if check_address("advertise-peer", &advertised)?.is_unspecified() {
+            return Err(ConfigError::AdvertiseUnspecified(advertised));
+        }
         if let Some(d) = &self.super_digest {
             parse_super_digest(d)?;
         }
@@ -155,7 +204,14 @@ impl Config {
     }
 }
 
-/// Parses `1=host:port,2=host:port`.
+fn check_address<'a>(
+    flag: &'static str,
+    addr: &'a str,
+) -> Result<address::HostPort<'a>, ConfigError> {
+    address::parse(addr).map_err(|source| ConfigError::BadAddress { flag, source })
+}
+
+/// Parses `1=host:port,2=host:port` (hosts may be names; they are resolved at each connect).
 pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     let mut members = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -167,10 +223,7 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
             .parse()
             .map_err(|_| ConfigError::BadMember(part.to_string()))?;
         let addr = addr.trim();
-        let port_ok = addr
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !port_ok {
+        if address::parse(addr).is_err() {
             return Err(ConfigError::BadMember(part.to_string()));
         }
         if members.insert(id, addr.to_string()).is_some() {
@@ -178,6 +231,32 @@ pub fn parse_members(s: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
         }
     }
     Ok(members)
+}
+
+/// Parses `--join`'s `host:port,host:port`.
+pub fn parse_join(s: &str) -> Result<Vec<String>, ConfigError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| check_address("join", a).map(|_| a.to_string()))
+        .collect()
+}
+
+/// The member id of a StatefulSet pod, from its host name `NAME-ORDINAL` (a pod's host name
+/// is its name): ordinal + 1, as ZooKeeper's myids start at 1. A fully qualified name
+/// counts by its first label. Pod `keepr-0` is member 1, `keepr-2` member 3.
+pub fn id_from_hostname(hostname: &str) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::BadHostname(hostname.to_string());
+    let name = hostname.split('.').next().unwrap_or_default();
+    let (prefix, ordinal) = name.rsplit_once('-').ok_or_else(bad)?;
+    if prefix.is_empty() || ordinal.is_empty() || !ordinal.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let ordinal: u64 = ordinal.parse().map_err(|_| bad())?;
+    if ordinal > 253 {
+        return Err(bad());
+    }
+    Ok(ordinal + 1)
 }
 
 /// Splits `user:digest` and checks the digest is a base64 SHA-1 (28 characters).
@@ -229,6 +308,90 @@ mod tests {
             parse_members("1=a:1,1=b:2"),
             Err(ConfigError::DuplicateMember(1))
         );
+    }
+
+    #[test]
+    fn members_and_join_take_host_names() {
+        let m = parse_members(
+            "1=ens-0.ens-peer.default.svc.cluster.local:7071,2=ens-1.ens-peer:7071,3=[::1]:7071",
+        )
+        .unwrap();
+        assert_eq!(m[&1], "ens-0.ens-peer.default.svc.cluster.local:7071");
+        assert_eq!(m[&3], "[::1]:7071");
+        assert_eq!(
+            parse_join(" ens-0.ens-peer:7071, ens-1.ens-peer:7071 ,").unwrap(),
+            ["ens-0.ens-peer:7071", "ens-1.ens-peer:7071"]
+        );
+        assert!(matches!(
+            parse_join("ens-0.ens-peer"),
+            Err(ConfigError::BadAddress { flag: "join", .. })
+        ));
+        assert!(matches!(
+            parse_members("1=http://a:1"),
+            Err(ConfigError::BadMember(_))
+        ));
+    }
+
+    #[test]
+    fn id_comes_from_a_pods_ordinal() {
+        assert_eq!(id_from_hostname("keepr-0"), Ok(1));
+        assert_eq!(id_from_hostname("my-ensemble-2"), Ok(3));
+        assert_eq!(
+            id_from_hostname("ens-10.ens-peer.default.svc.cluster.local"),
+            Ok(11)
+        );
+        assert_eq!(id_from_hostname("ens-253"), Ok(254));
+        for bad in [
+            "ens-254", "keepr", "keepr-", "-3", "keepr-x1", "keepr-+1", "", "ens-1x",
+        ] {
+            assert!(
+                matches!(id_from_hostname(bad), Err(ConfigError::BadHostname(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn listening_everywhere_needs_an_advertised_address() {
+        let mut c = Config::new(1, "/tmp/x".into());
+        c.peer_addr = "0.0.0.0:7071".into();
+        c.initial_members.clear();
+        c.join = vec!["ens-0.ens-peer:7071".into()];
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::AdvertiseUnspecified("0.0.0.0:7071".into()))
+        );
+        c.advertise_peer = Some("ens-1.ens-peer:7071".into());
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.advertised_peer(), "ens-1.ens-peer:7071");
+
+        // Bootstrapping, this member's entry in the list is what the others dial.
+        let mut c = Config::new(1, "/tmp/x".into());
+        c.peer_addr = "0.0.0.0:7071".into();
+        c.initial_members = parse_members("1=ens-0.ens-peer:7071,2=ens-1.ens-peer:7071").unwrap();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.advertised_peer(), "ens-0.ens-peer:7071");
+        c.advertise_peer = Some("ens-9.ens-peer:7071".into());
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::AdvertiseMismatch { .. })
+        ));
+        c.initial_members = parse_members("1=0.0.0.0:7071").unwrap();
+        c.advertise_peer = None;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::AdvertiseUnspecified(_))
+        ));
+    }
+
+    #[test]
+    fn listen_addresses_are_checked() {
+        let mut c = Config::new(1, "/tmp/x".into());
+        c.zk_addr = "0.0.0.0".into();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadAddress { flag: "zk", .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `keepr-server`: one keepr ensemble member.
 //!
 //! - [`member`] starts and stops everything below.
+//! - [`config`]: what a member is told at start; [`address`]: `HOST:PORT` syntax, and
+//!   resolving listen addresses (names are resolved at each connect, never cached).
 //! - [`raft`]: openraft's types, the state machine around `keepr-tree`, snapshot files and
 //!   the network between members; the log itself is `keepr-log`.
 //! - [`state`]: what the state machine and client connections share (tree, watches).
@@ -12,6 +14,7 @@
 //! - [`admin`]: the admin gRPC API (status, membership changes).
 //! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
 
+pub mod address;
 pub mod admin;
 pub mod config;
 pub mod http;

@@ -5,14 +5,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use keepr_server::config::{parse_four_letter_words, parse_members, Config};
+use keepr_server::config::{
+    id_from_hostname, parse_four_letter_words, parse_join, parse_members, Config,
+};
 use keepr_server::member::Member;
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
     /// This member's id, 1 to 254 (ZooKeeper's myid).
-    #[arg(long, env = "KEEPR_ID")]
-    pub id: u64,
+    #[arg(long, env = "KEEPR_ID", required_unless_present = "id_from_hostname")]
+    pub id: Option<u64>,
+    /// Take the id from the host name `NAME-ORDINAL` (a StatefulSet pod): ordinal + 1.
+    #[arg(long, env = "KEEPR_ID_FROM_HOSTNAME", conflicts_with = "id")]
+    pub id_from_hostname: bool,
     /// Where the Raft log and snapshots live; restarting with the same directory keeps the
     /// member's data.
     #[arg(long, env = "KEEPR_DATA_DIR")]
@@ -76,7 +81,15 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     fn to_config(&self) -> anyhow::Result<Config> {
-        let mut c = Config::new(self.id, self.data_dir.clone());
+        let id = match self.id {
+            Some(id) => id,
+            None => {
+                let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .context("reading this host's name for --id-from-hostname")?;
+                id_from_hostname(hostname.trim())?
+            }
+        };
+        let mut c = Config::new(id, self.data_dir.clone());
         c.zk_addr = self.zk.clone();
         c.grpc_addr = self.grpc.clone();
         c.peer_addr = self.peer.clone();
@@ -84,15 +97,12 @@ impl ServerArgs {
         c.initial_members = match (&self.initial_members, &self.join) {
             (Some(m), _) => parse_members(m)?,
             (None, Some(_)) => Default::default(),
-            (None, None) => [(self.id, self.peer.clone())].into(),
+            (None, None) => [(id, self.advertise_peer.clone().unwrap_or(self.peer.clone()))].into(),
         };
-        c.join = self
-            .join
-            .iter()
-            .flat_map(|j| j.split(','))
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty())
-            .collect();
+        c.join = match &self.join {
+            Some(j) => parse_join(j)?,
+            None => Vec::new(),
+        };
         c.advertise_peer = self.advertise_peer.clone();
         c.super_digest = self.super_digest.clone();
         c.tick = Duration::from_millis(self.tick_ms);

@@ -176,14 +176,13 @@ pub fn now_ms() -> i64 {
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
-    let err = |source| StartError::Bind {
-        what,
-        addr: addr.to_string(),
-        source,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(err)?;
-    let local = listener.local_addr().map_err(err)?;
-    Ok((listener, local))
+    crate::address::bind_listener(what, addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 impl Member {
